@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "dppo",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "dppo", targets: ["dppo"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // System libraries from Debian (libnanomsg-dev, liblz4-dev, libopenblas-dev).
+        .systemLibrary(name: "CNanomsg", path: "Sources/CNanomsg"),
+        .systemLibrary(name: "CLZ4", path: "Sources/CLZ4"),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+
+        .target(name: "Tensors", dependencies: ["COpenBLAS"]),
+        .target(name: "Networks", dependencies: ["Tensors"]),
+        .target(name: "Diffusion", dependencies: ["Tensors", "Networks"]),
+        .target(name: "Environments", dependencies: ["Tensors"]),
+        .target(name: "Algorithms", dependencies: ["Tensors", "Networks", "Diffusion", "Environments"]),
+        .target(name: "Transport", dependencies: ["CNanomsg", "CLZ4"]),
+        .target(name: "Cluster", dependencies: [
+            "Tensors", "Networks", "Diffusion", "Environments", "Algorithms", "Transport",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .executableTarget(name: "dppo", dependencies: [
+            "Cluster",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "NetworksTests", dependencies: ["Networks"]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "EnvironmentsTests", dependencies: ["Environments"]),
+        .testTarget(name: "AlgorithmsTests", dependencies: ["Algorithms"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster"]),
+    ],
+    swiftLanguageModes: [.v5]
+)
