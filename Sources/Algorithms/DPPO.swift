@@ -109,6 +109,43 @@ public final class DPPOUpdate {
 
     /// Runs the whole update for one iteration's batch. `iteration` gates the critic warm-up.
     public func update(batch: RolloutBatch, iteration: Int) -> DPPOStatistics {
+        var statistics = prepare(batch: batch)
+        let n = batch.count
+        let kPrime = policy.settings.fineTunedSteps
+        let pairs = n * kPrime
+        // 5. PPO epochs over pairs.
+        let minibatchSize = min(hyperparameters.batchSize, pairs)
+        let minibatchCount = pairs / minibatchSize
+        let actorSteps = iteration >= hyperparameters.criticWarmupIterations
+        var clipFractionSum = 0.0, policyLossSum = 0.0, valueLossSum = 0.0
+        epochs: for _ in 0..<hyperparameters.updateEpochs {
+            random.permutation(&permutation, count: pairs)
+            for minibatch in 0..<minibatchCount {
+                let range = (minibatch * minibatchSize)..<((minibatch + 1) * minibatchSize)
+                let result = updateMinibatch(batch: batch, range: range, stepActor: actorSteps)
+                statistics.minibatches += 1
+                clipFractionSum += result.clipFraction
+                policyLossSum += result.policyLoss
+                valueLossSum += result.valueLoss
+                statistics.approxKL = result.approxKL
+                statistics.ratio = result.ratio
+                statistics.actorGradientNorm = result.actorGradientNorm
+                statistics.criticGradientNorm = result.criticGradientNorm
+                if let target = hyperparameters.targetKL, result.approxKL > target {
+                    statistics.stoppedEarly = true
+                    break epochs
+                }
+            }
+        }
+        let done = Double(max(statistics.minibatches, 1))
+        statistics.clipFraction = clipFractionSum / done
+        statistics.policyLoss = policyLossSum / done
+        statistics.valueLoss = valueLossSum / done
+        return statistics
+    }
+
+    /// Steps 1–4 of the update: values, reward scaling, GAE, and old log-probabilities of every transition.
+    public func prepare(batch: RolloutBatch) -> DPPOStatistics {
         var statistics = DPPOStatistics()
         let n = batch.count
         let kPrime = policy.settings.fineTunedSteps
@@ -174,35 +211,15 @@ public final class DPPOUpdate {
             start = end
         }
 
-        // 5. PPO epochs over pairs.
-        let minibatchSize = min(hyperparameters.batchSize, pairs)
-        let minibatchCount = pairs / minibatchSize
-        let actorSteps = iteration >= hyperparameters.criticWarmupIterations
-        var clipFractionSum = 0.0, policyLossSum = 0.0, valueLossSum = 0.0
-        epochs: for _ in 0..<hyperparameters.updateEpochs {
-            random.permutation(&permutation, count: pairs)
-            for minibatch in 0..<minibatchCount {
-                let range = (minibatch * minibatchSize)..<((minibatch + 1) * minibatchSize)
-                let result = updateMinibatch(batch: batch, range: range, stepActor: actorSteps)
-                statistics.minibatches += 1
-                clipFractionSum += result.clipFraction
-                policyLossSum += result.policyLoss
-                valueLossSum += result.valueLoss
-                statistics.approxKL = result.approxKL
-                statistics.ratio = result.ratio
-                statistics.actorGradientNorm = result.actorGradientNorm
-                statistics.criticGradientNorm = result.criticGradientNorm
-                if let target = hyperparameters.targetKL, result.approxKL > target {
-                    statistics.stoppedEarly = true
-                    break epochs
-                }
-            }
-        }
-        let done = Double(max(statistics.minibatches, 1))
-        statistics.clipFraction = clipFractionSum / done
-        statistics.policyLoss = policyLossSum / done
-        statistics.valueLoss = valueLossSum / done
         return statistics
+    }
+
+    /// One minibatch of the first `batchSize` pairs in a fresh permutation (benchmarks use this).
+    @discardableResult
+    public func trainOneMinibatch(batch: RolloutBatch) -> Double {
+        let pairs = batch.count * policy.settings.fineTunedSteps
+        random.permutation(&permutation, count: pairs)
+        return updateMinibatch(batch: batch, range: 0..<min(hyperparameters.batchSize, pairs), stepActor: true).approxKL
     }
 
     struct MinibatchResult {

@@ -30,21 +30,23 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
         }
     }
 
-    /// softplus(x) = ln(1 + eˣ), computed without overflow.
+    /// Mish(x) = x·tanh(softplus(x)). With e = eˣ and n = e(e + 2), tanh(ln(1 + e)) = n/(n + 2),
+    /// so one exponential suffices (the hot loop of every Mish network).
     @inline(__always)
-    static func softplus(_ x: Float) -> Float {
-        x > 20 ? x : log1pf(expf(x))
+    public static func mish(_ x: Float) -> Float {
+        if x > 20 { return x }
+        let e = expf(x)
+        let n = e * (e + 2)
+        return x * n / (n + 2)
     }
 
-    /// Mish(x) = x·tanh(softplus(x)).
-    @inline(__always)
-    public static func mish(_ x: Float) -> Float { x * tanhf(softplus(x)) }
-
-    /// d/dx Mish = tanh(sp) + x·(1 − tanh²(sp))·σ(x).
+    /// d/dx Mish = tanh(sp) + x·(1 − tanh²(sp))·σ(x), with tanh(sp) = n/(n + 2) and σ(x) = e/(1 + e).
     @inline(__always)
     public static func mishDerivative(_ x: Float) -> Float {
-        let tanhSoftplus = tanhf(softplus(x))
-        let sigmoid = 1 / (1 + expf(-x))
-        return tanhSoftplus + x * (1 - tanhSoftplus * tanhSoftplus) * sigmoid
+        if x > 20 { return 1 }
+        let e = expf(x)
+        let n = e * (e + 2)
+        let tanhSoftplus = n / (n + 2)
+        return tanhSoftplus + x * (1 - tanhSoftplus * tanhSoftplus) * e / (1 + e)
     }
 }

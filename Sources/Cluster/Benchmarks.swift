@@ -1,0 +1,124 @@
+import Foundation
+import Algorithms
+import Diffusion
+import Networks
+import Tensors
+
+/// `dppo bench`: throughput of chain sampling and of one learner minibatch for the Hopper-size
+/// network of dppo.md, each next to its bound = FLOPs needed / single-thread sgemm GFLOP/s measured
+/// here on the same shapes.
+public struct BenchmarkReport: Codable, Sendable {
+    public struct ChainSampling: Codable, Sendable {
+        public var batch: Int
+        public var threads: Int
+        public var chains_per_second: Double
+        public var bound_chains_per_second: Double
+        public var sgemm_gflops: Double
+    }
+    public struct LearnerUpdate: Codable, Sendable {
+        public var threads: Int
+        public var env_step_samples_per_second: Double
+        public var bound_env_step_samples_per_second: Double
+        public var sgemm_gflops: Double
+        public var gflop_per_minibatch: Double
+    }
+    public var sgemm_gflops_1t: Double
+    public var chain_sampling: [ChainSampling]
+    public var learner_update: LearnerUpdate
+}
+
+public enum Benchmarks {
+    /// The Hopper setting: DiffusionMLP 512×3 ReLU, time_dim 16, K 20, K′ 10, Ta = Tp = 4, Da 3, obs 11; critic 256×3 Mish.
+    static let settings = DenoisingSettings(denoisingSteps: 20, fineTunedSteps: 10, horizonSteps: 4, actSteps: 4, actionDim: 3)
+    static let network = DiffusionMLPShape(actionDim: 3, horizonSteps: 4, observationDim: 11, timeDim: 16, mlpDims: [512, 512, 512], activation: .relu)
+
+    /// Runs `body` repeatedly for at least `seconds`; returns calls per second.
+    static func rate(seconds: Double, minimumCalls: Int = 3, _ body: () -> Void) -> Double {
+        body() // warm-up: sizes buffers, faults pages in
+        var calls = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        var elapsed = 0.0
+        repeat {
+            body()
+            calls += 1
+            elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        } while elapsed < seconds || calls < minimumCalls
+        return Double(calls) / elapsed
+    }
+
+    /// Single-thread sgemm GFLOP/s for y[rows, n] = x[rows, k]·W[n, k]ᵀ, the forward shape of every layer.
+    static func sgemmGFLOPS(rows: Int, inner: Int = 512, outputs: Int = 512, seconds: Double) -> Double {
+        let x = Matrix(rows: rows, columns: inner), w = Matrix(rows: outputs, columns: inner), y = Matrix(rows: rows, columns: outputs)
+        var random = Philox(seed: 1)
+        random.fillNormal(x.data, count: x.count)
+        random.fillNormal(w.data, count: w.count)
+        let perSecond = rate(seconds: seconds) {
+            BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: outputs, k: inner, a: x.data, lda: inner, b: w.data, ldb: inner, beta: 0, c: y.data, ldc: outputs)
+        }
+        return perSecond * 2 * Double(rows * inner * outputs) / 1e9
+    }
+
+    /// Multiply–add FLOPs of one forward pass per row: 2·Σ(inputs·outputs) over the linear layers.
+    static func forwardFLOPsPerRow(_ parameters: Parameters) -> Double {
+        parameters.entries.filter { $0.shape.count == 2 }.reduce(0) { $0 + 2 * Double($1.shape[0] * $1.shape[1]) }
+    }
+
+    public static func run(seconds: Double = 2, batches: [Int] = [1, 8, 40, 256], learnerSamples: Int = 5_000, log: (String) -> Void = Cluster.log) -> BenchmarkReport {
+        BLAS.setThreads(1)
+        let policy = DiffusionPolicy(settings: settings, network: network)
+        var random = Philox(seed: 7)
+        policy.initialize(random: &random)
+        let actorFLOPs = forwardFLOPsPerRow(policy.base.parameters)
+
+        var sampling: [BenchmarkReport.ChainSampling] = []
+        var peak = 0.0
+        for batch in batches {
+            let gflops = sgemmGFLOPS(rows: batch, seconds: seconds / 2)
+            peak = max(peak, gflops)
+            let observations = Matrix(rows: batch, columns: network.observationDim)
+            random.fillUniform(observations.data, count: observations.count, low: -1, high: 1)
+            let chains = Matrix(rows: batch, columns: settings.chainWidth)
+            let callsPerSecond = rate(seconds: seconds) {
+                policy.sampleChains(observations: observations, mode: .exploration, random: &random, chains: chains)
+            }
+            let flopsPerChain = actorFLOPs * Double(settings.denoisingSteps)
+            let entry = BenchmarkReport.ChainSampling(batch: batch, threads: 1, chains_per_second: callsPerSecond * Double(batch),
+                                                      bound_chains_per_second: gflops * 1e9 / flopsPerChain, sgemm_gflops: gflops)
+            log(String(format: "chain sampling  batch %4d: %9.0f chains/s  bound %9.0f (%.0f%%)  sgemm %.1f GFLOP/s",
+                       batch, entry.chains_per_second, entry.bound_chains_per_second, 100 * entry.chains_per_second / entry.bound_chains_per_second, gflops))
+            sampling.append(entry)
+        }
+
+        // One PPO minibatch: `learnerSamples` decisions × K′ transitions through the fine-tuned actor
+        // (forward, backward, AdamW), and the critic on the distinct decisions.
+        let critic = CriticMLP(observationDim: network.observationDim)
+        critic.initialize(random: &random)
+        var hyperparameters = DPPOHyperparameters()
+        hyperparameters.batchSize = learnerSamples * settings.fineTunedSteps
+        hyperparameters.rewardScaleRunning = false
+        let streams = 40
+        let steps = (learnerSamples + streams - 1) / streams
+        let update = DPPOUpdate(policy: policy, critic: critic, hyperparameters: hyperparameters, streams: streams, seed: 3)
+        let batch = RolloutBatch(streams: streams, steps: steps, observationWidth: network.observationDim, chainWidth: settings.chainWidth)
+        random.fillUniform(batch.observations.data, count: batch.observations.count, low: -1, high: 1)
+        random.fillUniform(batch.bootstrapObservations.data, count: batch.bootstrapObservations.count, low: -1, high: 1)
+        policy.sampleChains(observations: batch.observations, mode: .exploration, random: &random, chains: batch.chains)
+        for index in 0..<batch.count { batch.rewards[index] = random.normal() }
+        _ = update.prepare(batch: batch)
+        let pairs = Double(learnerSamples * settings.fineTunedSteps)
+        let criticFLOPs = forwardFLOPsPerRow(critic.parameters)
+        // Forward + weight gradient + input gradient = 3× forward for the actor (its first layer's input gradient
+        // feeds the time embedding); the critic needs no input gradient at its first layer.
+        let criticFirst = 2 * Double(11 * 256)
+        let minibatchFLOPs = pairs * 3 * actorFLOPs + Double(learnerSamples) * (3 * criticFLOPs - criticFirst)
+        let gflops = sgemmGFLOPS(rows: 8_192, seconds: seconds / 2)
+        let minibatchesPerSecond = rate(seconds: seconds * 2, minimumCalls: 2) { update.trainOneMinibatch(batch: batch) }
+        let learner = BenchmarkReport.LearnerUpdate(threads: 1, env_step_samples_per_second: minibatchesPerSecond * Double(learnerSamples),
+                                                    bound_env_step_samples_per_second: gflops * 1e9 / minibatchFLOPs * Double(learnerSamples),
+                                                    sgemm_gflops: gflops, gflop_per_minibatch: minibatchFLOPs / 1e9)
+        log(String(format: "learner update  %d samples × K′=%d: %7.0f env-step samples/s  bound %7.0f (%.0f%%)  %.1f GFLOP/minibatch, sgemm %.1f GFLOP/s",
+                   learnerSamples, settings.fineTunedSteps, learner.env_step_samples_per_second, learner.bound_env_step_samples_per_second,
+                   100 * learner.env_step_samples_per_second / learner.bound_env_step_samples_per_second, learner.gflop_per_minibatch, gflops))
+        return BenchmarkReport(sgemm_gflops_1t: max(peak, gflops), chain_sampling: sampling, learner_update: learner)
+    }
+}

@@ -1,0 +1,330 @@
+import Foundation
+import Algorithms
+import Diffusion
+import Environments
+import Networks
+import Yams
+
+/// A configuration problem, with the key path and what to do about it.
+public struct ConfigError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { "config error: \(message)" }
+}
+
+/// Everything a run needs, read from one YAML file plus `key.path=value` overrides.
+/// Keys follow the DPPO reference where it has one (`ft_denoising_steps`, `clip_ploss_coef`, …).
+public struct RunConfig: Sendable {
+    public var name = "dppo"
+    public var seed: UInt64 = 42
+    public var environment = EnvironmentConfig()
+    public var model = ModelConfig()
+    public var train = TrainConfig()
+    public var pretrain = PretrainConfig()
+    public var cluster = ClusterConfig()
+    /// The YAML of the resolved config, written to the run directory.
+    public var resolvedYAML = ""
+
+    public struct EnvironmentConfig: Sendable {
+        public var task = TaskName.pendulum
+        /// Environments per actor.
+        public var environmentsPerActor = 16
+        public var conditionSteps = 1
+        public var actSteps = 2
+        public var horizonSteps = 2
+    }
+
+    public struct ModelConfig: Sendable {
+        public var denoisingSteps = 20
+        public var fineTunedSteps = 10
+        public var timeDim = 16
+        public var mlpDims = [256, 256, 256]
+        public var activation = Activation.relu
+        public var criticDims = [256, 256, 256]
+        public var minSamplingStd = 0.1
+        public var minLogProbStd = 0.1
+        public var randnClip = 3.0
+        public var denoisedClip = 1.0
+    }
+
+    public struct TrainConfig: Sendable {
+        public var iterations = 40
+        /// Decisions per environment per iteration (N_step).
+        public var stepsPerIteration = 100
+        public var dppo = DPPOHyperparameters()
+        /// Learner-side evaluation every this many iterations (and always before the first and after the last).
+        public var evalEvery = 10
+        public var evalEpisodes = 32
+        public var checkpointEvery = 10
+        public var actorLearningRateWarmup = 0
+    }
+
+    public struct PretrainConfig: Sendable {
+        /// Existing checkpoint to fine-tune from; empty means "pre-train one from scripted demonstrations".
+        public var checkpoint = ""
+        public var demonstrationEpisodes = 64
+        /// Torque gain of the scripted demonstrator (below 1: deliberately weak).
+        public var demonstratorGain = 0.35
+        public var demonstratorNoise = 0.1
+        public var settings = PretrainingSettings()
+    }
+
+    public struct ClusterConfig: Sendable {
+        public var actors = 2
+        public var host = "127.0.0.1"
+        public var basePort = 5555
+        public var synchronization = "strict"
+        /// Decisions per trajectory segment message.
+        public var segmentSteps = 50
+        public var learnerThreads = 1
+        /// Seconds the learner waits for a batch before it reports missing actors.
+        public var batchTimeoutSeconds = 120.0
+    }
+
+    public init() {}
+
+    public var denoising: DenoisingSettings {
+        DenoisingSettings(denoisingSteps: model.denoisingSteps, fineTunedSteps: model.fineTunedSteps, horizonSteps: environment.horizonSteps,
+                          actSteps: environment.actSteps, actionDim: environment.task.make().actionDim, minSamplingStd: model.minSamplingStd,
+                          minLogProbStd: model.minLogProbStd, randnClip: model.randnClip, denoisedClip: model.denoisedClip)
+    }
+
+    public var networkShape: DiffusionMLPShape {
+        let prototype = environment.task.make()
+        return DiffusionMLPShape(actionDim: prototype.actionDim, horizonSteps: environment.horizonSteps,
+                                 observationDim: environment.conditionSteps * prototype.observationDim,
+                                 timeDim: model.timeDim, mlpDims: model.mlpDims, activation: model.activation)
+    }
+
+    /// Environment streams in one batch (all actors).
+    public var streams: Int { cluster.actors * environment.environmentsPerActor }
+
+    /// A stable hash of the sections actors and learner must agree on.
+    public var compatibilityHash: UInt64 {
+        let text = "\(environment.task.rawValue)|\(environment.conditionSteps)|\(environment.actSteps)|\(environment.horizonSteps)|\(model.denoisingSteps)|\(model.fineTunedSteps)|\(model.timeDim)|\(model.mlpDims)|\(model.activation.rawValue)|\(model.minSamplingStd)|\(model.randnClip)|\(model.denoisedClip)|\(train.stepsPerIteration)|\(environment.environmentsPerActor)"
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
+    }
+
+    /// Loads a YAML file, applies overrides (`train.n_train_itr=10`), validates.
+    public static func load(path: String, overrides: [String] = []) throws -> RunConfig {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigError("cannot read \(path): check the path")
+        }
+        return try parse(yaml: text, overrides: overrides, source: path)
+    }
+
+    public static func parse(yaml text: String, overrides: [String] = [], source: String = "config") throws -> RunConfig {
+        let loaded: Any?
+        do { loaded = try Yams.load(yaml: text) } catch { throw ConfigError("\(source) is not valid YAML: \(error)") }
+        guard var root = (loaded ?? [String: Any]()) as? [String: Any] else { throw ConfigError("\(source) must be a mapping at the top level") }
+        for override in overrides { try apply(override: override, to: &root) }
+        let reader = ConfigReader(root, path: "")
+        var config = RunConfig()
+        try config.read(reader)
+        try reader.rejectUnknownKeys()
+        try config.validate()
+        config.resolvedYAML = (try? Yams.dump(object: root, sortKeys: true)) ?? text
+        return config
+    }
+
+    static func apply(override: String, to root: inout [String: Any]) throws {
+        guard let equals = override.firstIndex(of: "=") else { throw ConfigError("override '\(override)' must look like key.path=value") }
+        let keys = override[..<equals].split(separator: ".").map(String.init)
+        guard !keys.isEmpty else { throw ConfigError("override '\(override)' has an empty key") }
+        let valueText = String(override[override.index(after: equals)...])
+        let value = (try? Yams.load(yaml: valueText)).flatMap { $0 } ?? valueText
+        func set(_ dictionary: inout [String: Any], _ path: ArraySlice<String>) {
+            let key = path.first!
+            if path.count == 1 { dictionary[key] = value; return }
+            var child = dictionary[key] as? [String: Any] ?? [:]
+            set(&child, path.dropFirst())
+            dictionary[key] = child
+        }
+        set(&root, keys[...])
+    }
+
+    mutating func read(_ root: ConfigReader) throws {
+        name = try root.string("name", default: name)
+        seed = UInt64(try root.int("seed", default: Int(seed)))
+        let env = try root.section("env")
+        let taskName = try env.string("task", default: environment.task.rawValue)
+        guard let task = TaskName(rawValue: taskName) else {
+            throw ConfigError("env.task '\(taskName)' is not a known task; choose one of \(TaskName.allCases.map(\.rawValue))")
+        }
+        environment.task = task
+        environment.environmentsPerActor = try env.int("n_envs", default: environment.environmentsPerActor)
+        environment.conditionSteps = try env.int("cond_steps", default: environment.conditionSteps)
+        environment.actSteps = try env.int("act_steps", default: environment.actSteps)
+        environment.horizonSteps = try env.int("horizon_steps", default: environment.horizonSteps)
+
+        let m = try root.section("model")
+        model.denoisingSteps = try m.int("denoising_steps", default: model.denoisingSteps)
+        model.fineTunedSteps = try m.int("ft_denoising_steps", default: model.fineTunedSteps)
+        model.timeDim = try m.int("time_dim", default: model.timeDim)
+        model.mlpDims = try m.ints("mlp_dims", default: model.mlpDims)
+        let activationName = try m.string("activation", default: model.activation.rawValue)
+        guard let activation = Activation(rawValue: activationName) else { throw ConfigError("model.activation '\(activationName)' must be relu or mish") }
+        model.activation = activation
+        model.criticDims = try m.ints("critic_dims", default: model.criticDims)
+        model.minSamplingStd = try m.double("min_sampling_denoising_std", default: model.minSamplingStd)
+        model.minLogProbStd = try m.double("min_logprob_denoising_std", default: model.minLogProbStd)
+        model.randnClip = try m.double("randn_clip_value", default: model.randnClip)
+        model.denoisedClip = try m.double("denoised_clip_value", default: model.denoisedClip)
+
+        let t = try root.section("train")
+        train.iterations = try t.int("n_train_itr", default: train.iterations)
+        train.stepsPerIteration = try t.int("n_steps", default: train.stepsPerIteration)
+        train.evalEvery = try t.int("val_freq", default: train.evalEvery)
+        train.evalEpisodes = try t.int("eval_episodes", default: train.evalEpisodes)
+        train.checkpointEvery = try t.int("save_model_freq", default: train.checkpointEvery)
+        var p = train.dppo
+        p.gamma = try t.double("gamma", default: p.gamma)
+        p.gaeLambda = try t.double("gae_lambda", default: p.gaeLambda)
+        p.gammaDenoising = try t.double("gamma_denoising", default: p.gammaDenoising)
+        p.clipCoefficient = try t.double("clip_ploss_coef", default: p.clipCoefficient)
+        p.clipCoefficientBase = try t.double("clip_ploss_coef_base", default: p.clipCoefficientBase)
+        p.clipCoefficientRate = try t.double("clip_ploss_coef_rate", default: p.clipCoefficientRate)
+        p.valueCoefficient = try t.double("vf_coef", default: p.valueCoefficient)
+        p.targetKL = try t.optionalDouble("target_kl", default: p.targetKL)
+        p.updateEpochs = try t.int("update_epochs", default: p.updateEpochs)
+        p.batchSize = try t.int("batch_size", default: p.batchSize)
+        p.actorLearningRate = try t.double("actor_lr", default: p.actorLearningRate)
+        p.criticLearningRate = try t.double("critic_lr", default: p.criticLearningRate)
+        p.actorWeightDecay = try t.double("actor_weight_decay", default: p.actorWeightDecay)
+        p.criticWeightDecay = try t.double("critic_weight_decay", default: p.criticWeightDecay)
+        p.maxGradientNorm = try t.optionalDouble("max_grad_norm", default: p.maxGradientNorm)
+        p.rewardScaleRunning = try t.bool("reward_scale_running", default: p.rewardScaleRunning)
+        p.rewardScaleConstant = try t.double("reward_scale_const", default: p.rewardScaleConstant)
+        p.criticWarmupIterations = try t.int("n_critic_warmup_itr", default: p.criticWarmupIterations)
+        let truncation = try t.string("truncation", default: p.truncation.rawValue)
+        guard let handling = TruncationHandling(rawValue: truncation) else { throw ConfigError("train.truncation '\(truncation)' must be bootstrap or reference") }
+        p.truncation = handling
+        p.logProbabilityBatchSize = try t.int("logprob_batch_size", default: p.logProbabilityBatchSize)
+        train.dppo = p
+
+        let pre = try root.section("pretrain")
+        pretrain.checkpoint = try pre.string("checkpoint", default: pretrain.checkpoint)
+        pretrain.demonstrationEpisodes = try pre.int("demo_episodes", default: pretrain.demonstrationEpisodes)
+        pretrain.demonstratorGain = try pre.double("demo_gain", default: pretrain.demonstratorGain)
+        pretrain.demonstratorNoise = try pre.double("demo_noise", default: pretrain.demonstratorNoise)
+        var s = pretrain.settings
+        s.epochs = try pre.int("n_epochs", default: s.epochs)
+        s.batchSize = try pre.int("batch_size", default: s.batchSize)
+        s.learningRate = try pre.double("learning_rate", default: s.learningRate)
+        s.minLearningRate = try pre.double("min_lr", default: s.minLearningRate)
+        s.warmupEpochs = try pre.int("warmup_epochs", default: s.warmupEpochs)
+        s.weightDecay = try pre.double("weight_decay", default: s.weightDecay)
+        s.emaDecay = try pre.double("ema_decay", default: s.emaDecay)
+        s.emaEvery = try pre.int("update_ema_freq", default: s.emaEvery)
+        s.emaStartEpoch = try pre.int("epoch_start_ema", default: s.emaStartEpoch)
+        pretrain.settings = s
+
+        let c = try root.section("cluster")
+        cluster.actors = try c.int("actors", default: cluster.actors)
+        cluster.host = try c.string("host", default: cluster.host)
+        cluster.basePort = try c.int("base_port", default: cluster.basePort)
+        cluster.synchronization = try c.string("sync", default: cluster.synchronization)
+        cluster.segmentSteps = try c.int("segment_steps", default: cluster.segmentSteps)
+        cluster.learnerThreads = try c.int("learner_threads", default: cluster.learnerThreads)
+        cluster.batchTimeoutSeconds = try c.double("batch_timeout_s", default: cluster.batchTimeoutSeconds)
+    }
+
+    func validate() throws {
+        func require(_ condition: Bool, _ message: String) throws { if !condition { throw ConfigError(message) } }
+        do { try denoising.validate() } catch { throw ConfigError("\(error)") }
+        try require(environment.environmentsPerActor >= 1, "env.n_envs must be ≥ 1")
+        try require(environment.conditionSteps >= 1, "env.cond_steps must be ≥ 1")
+        try require(model.mlpDims.count % 2 == 1 && Set(model.mlpDims).count == 1, "model.mlp_dims must be an odd number of equal widths, e.g. [512, 512, 512]")
+        try require(model.criticDims.count % 2 == 1 && Set(model.criticDims).count == 1, "model.critic_dims must be an odd number of equal widths")
+        try require(model.timeDim >= 4 && model.timeDim % 2 == 0, "model.time_dim must be even and ≥ 4")
+        try require(train.iterations >= 1 && train.stepsPerIteration >= 1, "train.n_train_itr and train.n_steps must be ≥ 1")
+        try require(train.dppo.updateEpochs >= 1 && train.dppo.batchSize >= 1, "train.update_epochs and train.batch_size must be ≥ 1")
+        try require(train.evalEpisodes >= 1, "train.eval_episodes must be ≥ 1")
+        try require(cluster.actors >= 1, "cluster.actors must be ≥ 1")
+        try require((1024...65_533).contains(cluster.basePort), "cluster.base_port must be in 1024…65533")
+        try require(cluster.synchronization == "strict", "cluster.sync '\(cluster.synchronization)': only 'strict' is implemented in this version")
+        try require(cluster.segmentSteps >= 1, "cluster.segment_steps must be ≥ 1")
+    }
+}
+
+/// Typed reads from one YAML mapping, remembering which keys were used so unknown ones are reported.
+final class ConfigReader {
+    let values: [String: Any]
+    let path: String
+    var used: Set<String> = []
+    var children: [ConfigReader] = []
+
+    init(_ values: [String: Any], path: String) {
+        self.values = values
+        self.path = path
+    }
+
+    func key(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
+
+    func section(_ name: String) throws -> ConfigReader {
+        used.insert(name)
+        guard let raw = values[name] else {
+            let child = ConfigReader([:], path: key(name)); children.append(child); return child
+        }
+        guard let mapping = raw as? [String: Any] else { throw ConfigError("\(key(name)) must be a mapping") }
+        let child = ConfigReader(mapping, path: key(name))
+        children.append(child)
+        return child
+    }
+
+    func raw(_ name: String) -> Any? {
+        used.insert(name)
+        guard let value = values[name], !(value is NSNull) else { return nil }
+        return value
+    }
+
+    func int(_ name: String, default fallback: Int) throws -> Int {
+        guard let value = raw(name) else { return fallback }
+        if let integer = value as? Int { return integer }
+        if let double = value as? Double, double == double.rounded() { return Int(double) }
+        throw ConfigError("\(key(name)) must be an integer, got '\(value)'")
+    }
+
+    func double(_ name: String, default fallback: Double) throws -> Double {
+        guard let value = raw(name) else { return fallback }
+        if let double = value as? Double { return double }
+        if let integer = value as? Int { return Double(integer) }
+        throw ConfigError("\(key(name)) must be a number, got '\(value)'")
+    }
+
+    func optionalDouble(_ name: String, default fallback: Double?) throws -> Double? {
+        guard values[name] != nil else { used.insert(name); return fallback }
+        guard raw(name) != nil else { return nil }
+        return try double(name, default: 0)
+    }
+
+    func bool(_ name: String, default fallback: Bool) throws -> Bool {
+        guard let value = raw(name) else { return fallback }
+        guard let flag = value as? Bool else { throw ConfigError("\(key(name)) must be true or false, got '\(value)'") }
+        return flag
+    }
+
+    func string(_ name: String, default fallback: String) throws -> String {
+        guard let value = raw(name) else { return fallback }
+        if let text = value as? String { return text }
+        return "\(value)"
+    }
+
+    func ints(_ name: String, default fallback: [Int]) throws -> [Int] {
+        guard let value = raw(name) else { return fallback }
+        guard let list = value as? [Any], let integers = list.map({ $0 as? Int }) as? [Int] else {
+            throw ConfigError("\(key(name)) must be a list of integers, got '\(value)'")
+        }
+        return integers
+    }
+
+    func rejectUnknownKeys() throws {
+        let unknown = Set(values.keys).subtracting(used).sorted()
+        if let first = unknown.first {
+            throw ConfigError("unknown key '\(key(first))' (a typo? known keys here: \(used.sorted().joined(separator: ", ")))")
+        }
+        for child in children { try child.rejectUnknownKeys() }
+    }
+}

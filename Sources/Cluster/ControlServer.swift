@@ -1,0 +1,114 @@
+import Foundation
+import Transport
+
+/// Serves the learner's REQ→REP `control` endpoint on its own thread: hello → welcome,
+/// weight fetches, heartbeats. It only reads snapshots the training thread publishes, so it
+/// never waits for an update to finish and never sees half-written weights.
+final class ControlServer: @unchecked Sendable {
+    struct Snapshot {
+        var policyVersion: UInt64 = 0
+        var weightsMessage: [UInt8] = []
+        var shuttingDown = false
+    }
+
+    let socket: Socket
+    let codec: WireCodec
+    let welcomeTensors: [WireTensor]
+    let configHash: UInt64
+    let actors: Int
+    let seed: UInt64
+    private let lock = NSLock()
+    private var snapshot = Snapshot()
+    private var stopRequested = false
+    private var thread: Thread?
+    private(set) var rejected: [String: Int] = [:]
+    private var lastHeartbeat: [Int: Date] = [:]
+    private var nextActorIndex = 0
+
+    init(socket: Socket, codec: WireCodec, welcomeTensors: [WireTensor], configHash: UInt64, actors: Int, seed: UInt64) {
+        self.socket = socket
+        self.codec = codec
+        self.welcomeTensors = welcomeTensors
+        self.configHash = configHash
+        self.actors = actors
+        self.seed = seed
+    }
+
+    func publish(_ update: (inout Snapshot) -> Void) {
+        lock.lock(); defer { lock.unlock() }
+        update(&snapshot)
+    }
+
+    func start() {
+        let thread = Thread { [self] in serve() }
+        thread.name = "control"
+        self.thread = thread
+        thread.start()
+    }
+
+    func stop() {
+        lock.lock(); stopRequested = true; lock.unlock()
+        while thread?.isFinished == false { usleep(10_000) }
+    }
+
+    /// Actors heard from within the last `seconds`.
+    func connectedActors(within seconds: Double) -> Int {
+        lock.lock(); defer { lock.unlock() }
+        let now = Date()
+        return lastHeartbeat.values.filter { now.timeIntervalSince($0) < seconds }.count
+    }
+
+    func rejectionCounts() -> [String: Int] {
+        lock.lock(); defer { lock.unlock() }
+        return rejected
+    }
+
+    private func serve() {
+        while true {
+            lock.lock(); let stopping = stopRequested; lock.unlock()
+            if stopping { return }
+            guard let request = try? socket.receive() else { continue }
+            let reply = respond(to: request)
+            _ = try? socket.send(reply)
+        }
+    }
+
+    private func refusal(_ reason: String, _ detail: String) -> [UInt8] {
+        lock.lock(); rejected[reason, default: 0] += 1; lock.unlock()
+        let message = WireMessage(kind: .refusal, policyVersion: 0, actorIndex: 0, sequence: 0,
+                                  tensors: [Messages.meta(["reason": reason, "detail": detail])])
+        return (try? codec.encode(message)) ?? []
+    }
+
+    private func respond(to bytes: [UInt8]) -> [UInt8] {
+        let request: WireMessage
+        do { request = try codec.decode(bytes) } catch { return refusal(error.reason, error.description) }
+        lock.lock(); let current = snapshot; lock.unlock()
+        switch request.kind {
+        case .hello:
+            guard let meta = try? Messages.readMeta(request) else { return refusal("bad_hello", "hello needs a meta tensor") }
+            let hash = (meta["config_hash"] as? String).flatMap { UInt64($0) }
+            guard hash == configHash else {
+                return refusal("config_mismatch", "actor config hash \(meta["config_hash"] ?? "none") differs from the learner's \(configHash): start actors with the learner's config")
+            }
+            lock.lock()
+            var index = (meta["requested_index"] as? Int) ?? -1
+            if index < 0 || index >= actors { index = nextActorIndex % actors; nextActorIndex += 1 }
+            lastHeartbeat[index] = Date()
+            lock.unlock()
+            let welcome = WireMessage(kind: .welcome, policyVersion: current.policyVersion, actorIndex: UInt32(index), sequence: request.sequence,
+                                      tensors: welcomeTensors + [Messages.meta(["actor_index": index, "seed": String(seed &+ UInt64(index) &* 1000), "policy_version": current.policyVersion])])
+            return (try? codec.encode(welcome)) ?? refusal("encode_failed", "welcome")
+        case .weightsRequest:
+            guard !current.weightsMessage.isEmpty else { return refusal("no_weights", "the learner has not published weights yet") }
+            return current.weightsMessage
+        case .heartbeat:
+            lock.lock(); lastHeartbeat[Int(request.actorIndex)] = Date(); lock.unlock()
+            let reply = WireMessage(kind: current.shuttingDown ? .shutdown : .heartbeatReply, policyVersion: current.policyVersion,
+                                    actorIndex: request.actorIndex, sequence: request.sequence, tensors: [])
+            return (try? codec.encode(reply)) ?? []
+        default:
+            return refusal("unexpected_kind", "control does not accept \(request.kind)")
+        }
+    }
+}

@@ -1,0 +1,228 @@
+import Foundation
+import Algorithms
+import Diffusion
+import Networks
+import Tensors
+import Transport
+
+/// The learner process: binds PULL `trajectories`, PUB `weights`, REP `control`; assembles each
+/// iteration's batch from the actors' segments (strict on-policy: only the current version counts),
+/// runs the DPPO update, publishes the new version, evaluates, checkpoints and writes metrics.
+public final class Learner {
+    let config: RunConfig
+    let run: RunDirectory
+    let policy: DiffusionPolicy
+    let critic: CriticMLP
+    let update: DPPOUpdate
+    let codec = WireCodec()
+    let batch: RolloutBatch
+    let observationWidth: Int
+    var policyVersion: UInt64 = 1
+    var environmentSteps = 0
+    var dropped: [String: Int] = [:]
+    var bytesReceived = 0
+    var segmentsReceived = 0
+
+    public init(config: RunConfig, run: RunDirectory, basePolicy: URL) throws {
+        self.config = config
+        self.run = run
+        BLAS.setThreads(config.cluster.learnerThreads)
+        policy = DiffusionPolicy(settings: config.denoising, network: config.networkShape)
+        _ = try Checkpoint.loadPolicy(policy, from: basePolicy)
+        observationWidth = config.networkShape.observationDim
+        critic = CriticMLP(observationDim: observationWidth, mlpDims: config.model.criticDims)
+        var random = Philox(seed: config.seed, stream: 0xC817)
+        critic.initialize(random: &random)
+        update = DPPOUpdate(policy: policy, critic: critic, hyperparameters: config.train.dppo, streams: config.streams, seed: config.seed)
+        batch = RolloutBatch(streams: config.streams, steps: config.train.stepsPerIteration, observationWidth: observationWidth, chainWidth: config.denoising.chainWidth)
+    }
+
+    /// Runs the whole fine-tuning job and returns the summary written to summary.json.
+    @discardableResult
+    public func run(log: (String) -> Void = Cluster.log) throws -> [String: Any] {
+        let started = Date()
+        let endpoints = Endpoints(host: config.cluster.host, basePort: config.cluster.basePort)
+        let pull = try Socket(.pull, receiveTimeoutMilliseconds: 200)
+        try pull.bind(endpoints.trajectories)
+        let publisher = try Socket(.publish)
+        try publisher.bind(endpoints.weights)
+        let reply = try Socket(.reply, receiveTimeoutMilliseconds: 100)
+        try reply.bind(endpoints.control)
+        let welcome = [Messages.floats("base", policy.base.parameters.values, count: policy.base.parameters.count, shape: [policy.base.parameters.count])]
+        let control = ControlServer(socket: reply, codec: codec, welcomeTensors: welcome, configHash: config.compatibilityHash,
+                                    actors: config.cluster.actors, seed: config.seed)
+        control.start()
+        defer { control.stop() }
+        try config.resolvedYAML.write(to: run.config, atomically: true, encoding: .utf8)
+        let metrics = try MetricsWriter(url: run.metrics)
+        log("learner: listening on \(endpoints.trajectories) (segments), \(endpoints.weights) (weights), \(endpoints.control) (control)")
+
+        let initial = evaluatePolicy(policy, config: config, episodes: config.train.evalEpisodes, seed: config.seed &+ 7777)
+        log(String(format: "learner: initial evaluation return %.1f ± %.1f over %d episodes", initial.meanReturn, initial.stdReturn, initial.episodes))
+        metrics.write(["iteration": 0, "env_steps": 0, "eval/return": initial.meanReturn, "eval/return_std": initial.stdReturn, "policy_version": policyVersion])
+        var lastEval = initial
+        publishWeights(control: control, publisher: publisher)
+
+        for iteration in 0..<config.train.iterations {
+            let iterationStart = Date()
+            let episodes = try collectBatch(pull: pull, publisher: publisher, control: control, log: log)
+            let rolloutSeconds = Date().timeIntervalSince(iterationStart)
+            let updateStart = Date()
+            let statistics = update.update(batch: batch, iteration: iteration)
+            let updateSeconds = Date().timeIntervalSince(updateStart)
+            environmentSteps += batch.count * config.environment.actSteps
+            policyVersion += 1
+            publishWeights(control: control, publisher: publisher)
+
+            var record: [String: Any] = [
+                "iteration": iteration + 1, "env_steps": environmentSteps, "policy_version": policyVersion,
+                "wall_seconds": Date().timeIntervalSince(started),
+                "charts/episodes": episodes.count,
+                "losses/policy_loss": statistics.policyLoss, "losses/value_loss": statistics.valueLoss,
+                "losses/approx_kl": statistics.approxKL, "losses/clipfrac": statistics.clipFraction, "losses/ratio": statistics.ratio,
+                "losses/explained_variance": statistics.explainedVariance, "losses/actor_grad_norm": statistics.actorGradientNorm,
+                "losses/critic_grad_norm": statistics.criticGradientNorm, "losses/minibatches": statistics.minibatches,
+                "losses/stopped_early": statistics.stoppedEarly,
+                "perf/rollout_seconds": rolloutSeconds, "perf/update_seconds": updateSeconds,
+                "perf/env_steps_per_second": Double(batch.count * config.environment.actSteps) / Date().timeIntervalSince(iterationStart),
+                "transport/bytes_received": bytesReceived, "transport/segments": segmentsReceived,
+                "transport/connected_actors": control.connectedActors(within: 10),
+            ]
+            for (reason, count) in dropped { record["transport/dropped/\(reason)"] = count }
+            let meanReturn = episodes.isEmpty ? Double.nan : episodes.reduce(0, +) / Double(episodes.count)
+            record["charts/episodic_return"] = meanReturn
+            var line = String(format: "itr %3d/%d | steps %7d | %6.0f steps/s | return %8.1f (%3d ep) | v%-3d | pg %+.4f vf %.4f kl %.1e clip %.3f ev %.2f | rollout %.1fs update %.1fs",
+                              iteration + 1, config.train.iterations, environmentSteps, record["perf/env_steps_per_second"] as! Double, meanReturn, episodes.count,
+                              Int(policyVersion), statistics.policyLoss, statistics.valueLoss, statistics.approxKL, statistics.clipFraction,
+                              statistics.explainedVariance, rolloutSeconds, updateSeconds)
+            let isLast = iteration + 1 == config.train.iterations
+            if isLast || (config.train.evalEvery > 0 && (iteration + 1) % config.train.evalEvery == 0) {
+                lastEval = evaluatePolicy(policy, config: config, episodes: config.train.evalEpisodes, seed: config.seed &+ 7777)
+                record["eval/return"] = lastEval.meanReturn
+                record["eval/return_std"] = lastEval.stdReturn
+                line += String(format: " | eval %.1f", lastEval.meanReturn)
+            }
+            metrics.write(record)
+            log(line)
+            if isLast || (config.train.checkpointEvery > 0 && (iteration + 1) % config.train.checkpointEvery == 0) {
+                try saveCheckpoint(name: isLast ? "final" : "itr-\(iteration + 1)", iteration: iteration + 1, evalReturn: lastEval.meanReturn)
+            }
+        }
+
+        control.publish { $0.shuttingDown = true }
+        let shutdown = WireMessage(kind: .shutdown, policyVersion: policyVersion, actorIndex: 0, sequence: 0, tensors: [])
+        if let bytes = try? codec.encode(shutdown) {
+            for _ in 0..<10 { _ = try? publisher.send(bytes); usleep(100_000) }
+        }
+        let summary: [String: Any] = [
+            "initial_eval_return": initial.meanReturn, "initial_eval_return_std": initial.stdReturn,
+            "final_eval_return": lastEval.meanReturn, "final_eval_return_std": lastEval.stdReturn,
+            "eval_episodes": config.train.evalEpisodes, "env_steps": environmentSteps, "iterations": config.train.iterations,
+            "policy_version": policyVersion, "wall_seconds": Date().timeIntervalSince(started),
+            "dropped_segments": dropped, "control_rejections": control.rejectionCounts(),
+            "checkpoint": run.checkpoints.appendingPathComponent("final.safetensors").path,
+        ]
+        let data = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
+        try data.write(to: run.summary, options: .atomic)
+        log(String(format: "learner: done in %.0f s, %d env steps; eval return %.1f → %.1f; run directory %@",
+                   Date().timeIntervalSince(started), environmentSteps, initial.meanReturn, lastEval.meanReturn, run.url.path))
+        return summary
+    }
+
+    func publishWeights(control: ControlServer, publisher: Socket) {
+        let parameters = policy.fineTuned.parameters
+        let message = WireMessage(kind: .weights, policyVersion: policyVersion, actorIndex: 0, sequence: policyVersion,
+                                  tensors: [Messages.floats("fine_tuned", parameters.values, count: parameters.count, shape: [parameters.count])])
+        guard let bytes = try? codec.encode(message) else { return }
+        let version = policyVersion
+        control.publish { $0.policyVersion = version; $0.weightsMessage = bytes }
+        let notice = WireMessage(kind: .weightsNotice, policyVersion: policyVersion, actorIndex: 0, sequence: policyVersion, tensors: [])
+        if let noticeBytes = try? codec.encode(notice) { _ = try? publisher.send(noticeBytes) }
+    }
+
+    /// Receives segments until every actor has delivered `n_steps` decisions of the current version.
+    /// Returns the returns of the training episodes that finished in them.
+    func collectBatch(pull: Socket, publisher: Socket, control: ControlServer, log: (String) -> Void) throws -> [Double] {
+        let steps = config.train.stepsPerIteration, perActor = config.environment.environmentsPerActor
+        var filled = [[Bool]](repeating: [Bool](repeating: false, count: steps), count: config.cluster.actors)
+        var remaining = config.cluster.actors * steps
+        var episodeReturns: [Double] = []
+        var lastProgress = Date(), lastNotice = Date()
+        while remaining > 0 {
+            guard let bytes = try pull.receive() else {
+                let idle = Date().timeIntervalSince(lastProgress)
+                if Date().timeIntervalSince(lastNotice) > 2 {
+                    // PUB/SUB drops notices for subscribers that were not connected yet: repeat it.
+                    let notice = WireMessage(kind: .weightsNotice, policyVersion: policyVersion, actorIndex: 0, sequence: policyVersion, tensors: [])
+                    if let noticeBytes = try? codec.encode(notice) { _ = try? publisher.send(noticeBytes) }
+                    lastNotice = Date()
+                }
+                if idle > config.cluster.batchTimeoutSeconds {
+                    let missing = filled.enumerated().filter { $0.element.contains(false) }.map(\.offset)
+                    throw ConfigError("no trajectory data for \(Int(idle)) s; actors \(missing) have not delivered version \(policyVersion) (are they running? see logs/)")
+                }
+                continue
+            }
+            bytesReceived += bytes.count
+            let message: WireMessage
+            do { message = try codec.decode(bytes) } catch { dropped[error.reason, default: 0] += 1; continue }
+            guard message.kind == .segment else { dropped["unexpected_kind", default: 0] += 1; continue }
+            guard message.policyVersion == policyVersion else { dropped["stale_version", default: 0] += 1; continue }
+            let segment: Segment
+            do {
+                segment = try Segment(message: message, observationWidth: observationWidth, chainWidth: config.denoising.chainWidth,
+                                      environments: perActor, maxSteps: steps)
+            } catch let error as SegmentError {
+                dropped[error.reason, default: 0] += 1; continue
+            } catch let error as WireError {
+                dropped[error.reason, default: 0] += 1; continue
+            }
+            guard segment.actorIndex < config.cluster.actors else { dropped["bad_actor_index", default: 0] += 1; continue }
+            let range = segment.stepOffset..<(segment.stepOffset + segment.steps)
+            guard !filled[segment.actorIndex][range].contains(true) else { dropped["duplicate", default: 0] += 1; continue }
+            place(segment)
+            for step in range { filled[segment.actorIndex][step] = true }
+            remaining -= segment.steps
+            segmentsReceived += 1
+            episodeReturns += segment.episodeReturns.map(Double.init)
+            lastProgress = Date()
+        }
+        return episodeReturns
+    }
+
+    func place(_ segment: Segment) {
+        let e = segment.environments, o = observationWidth, c = config.denoising.chainWidth
+        for step in 0..<segment.steps {
+            for environment in 0..<e {
+                let source = step * e + environment
+                let stream = segment.actorIndex * e + environment
+                let row = batch.row(stream: stream, step: segment.stepOffset + step)
+                segment.observations.withUnsafeBufferPointer { batch.observations.row(row).update(from: $0.baseAddress! + source * o, count: o) }
+                segment.chains.withUnsafeBufferPointer { batch.chains.row(row).update(from: $0.baseAddress! + source * c, count: c) }
+                batch.rewards[row] = segment.rewards[source]
+                batch.terminated[row] = segment.terminated[source]
+                batch.truncated[row] = segment.truncated[source]
+                batch.firsts[row] = segment.firsts[source]
+            }
+        }
+        for (slot, flat) in segment.finalIndices.enumerated() {
+            let step = Int(flat) / e, environment = Int(flat) % e
+            let row = batch.row(stream: segment.actorIndex * e + environment, step: segment.stepOffset + step)
+            segment.finalObservations.withUnsafeBufferPointer { batch.finalObservations.row(row).update(from: $0.baseAddress! + slot * o, count: o) }
+        }
+        if segment.stepOffset + segment.steps == batch.steps {
+            for environment in 0..<e {
+                segment.nextObservations.withUnsafeBufferPointer {
+                    batch.bootstrapObservations.row(segment.actorIndex * e + environment).update(from: $0.baseAddress! + environment * o, count: o)
+                }
+            }
+        }
+    }
+
+    func saveCheckpoint(name: String, iteration: Int, evalReturn: Double) throws {
+        let info = CheckpointInfo(kind: "finetune", iteration: iteration, policyVersion: policyVersion, environmentSteps: environmentSteps,
+                                  network: policy.base.shape, denoising: policy.settings, actorOptimizerStep: update.actorOptimizer.step,
+                                  criticOptimizerStep: update.criticOptimizer.step, rewardScaler: update.rewardScaler, evalReturn: evalReturn)
+        try Checkpoint.save(policy: policy, update: update, info: info, to: run.checkpoints.appendingPathComponent("\(name).safetensors"))
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Tensors
+import Transport
+
+/// The contents of each message kind (documented in docs/wire-format.md, "Message contents").
+enum Messages {
+    /// Control-plane metadata travels as a small JSON tensor named "meta".
+    static func meta(_ object: [String: Any]) -> WireTensor {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return WireTensor(name: "meta", utf8: String(decoding: data, as: UTF8.self))
+    }
+
+    static func readMeta(_ message: WireMessage) throws -> [String: Any] {
+        let text = try message.tensor(named: "meta").text()
+        guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+            throw ConfigError("message meta is not a JSON object")
+        }
+        return object
+    }
+
+    static func floats(_ name: String, _ pointer: UnsafePointer<Float>, count: Int, shape: [Int]) -> WireTensor {
+        WireTensor(name: name, floats: UnsafeBufferPointer(start: pointer, count: count), shape: shape)
+    }
+
+    static func bytes(_ name: String, _ values: [UInt8], shape: [Int]) -> WireTensor {
+        WireTensor(name: name, dtype: .uint8, shape: shape, bytes: values)
+    }
+}
+
+/// One actor's decisions [steps × envs] for one policy version, decoded and checked against the run's shapes.
+struct Segment {
+    var policyVersion: UInt64
+    var actorIndex: Int
+    var stepOffset: Int
+    var steps: Int
+    var environments: Int
+    var observations: [Float]      // [T, E, O]
+    var chains: [Float]            // [T, E, C]
+    var rewards: [Float]           // [T, E]
+    var terminated: [UInt8]
+    var truncated: [UInt8]
+    var firsts: [UInt8]
+    var nextObservations: [Float]  // [E, O]
+    var finalIndices: [Int32]      // flat t·E + e of truncated decisions
+    var finalObservations: [Float] // [M, O]
+    var episodeReturns: [Float]
+    var episodeLengths: [Int32]
+
+    func message(sequence: UInt64, observationWidth: Int, chainWidth: Int) -> WireMessage {
+        let t = steps, e = environments
+        var tensors = [
+            WireTensor(name: "step_offset", int32s: [Int32(stepOffset)], shape: [1]),
+            WireTensor(name: "observations", floats: observations, shape: [t, e, observationWidth]),
+            WireTensor(name: "chains", floats: chains, shape: [t, e, chainWidth]),
+            WireTensor(name: "rewards", floats: rewards, shape: [t, e]),
+            Messages.bytes("terminated", terminated, shape: [t, e]),
+            Messages.bytes("truncated", truncated, shape: [t, e]),
+            Messages.bytes("firsts", firsts, shape: [t, e]),
+            WireTensor(name: "next_observations", floats: nextObservations, shape: [e, observationWidth]),
+            WireTensor(name: "final_indices", int32s: finalIndices, shape: [finalIndices.count]),
+            WireTensor(name: "final_observations", floats: finalObservations, shape: [finalIndices.count, observationWidth]),
+        ]
+        tensors.append(WireTensor(name: "episode_returns", floats: episodeReturns, shape: [episodeReturns.count]))
+        tensors.append(WireTensor(name: "episode_lengths", int32s: episodeLengths, shape: [episodeLengths.count]))
+        return WireMessage(kind: .segment, policyVersion: policyVersion, actorIndex: UInt32(actorIndex), sequence: sequence, tensors: tensors)
+    }
+
+}
+
+extension Segment {
+    /// Decodes and validates every shape against the run's configuration; throws on anything inconsistent.
+    init(message: WireMessage, observationWidth: Int, chainWidth: Int, environments expected: Int, maxSteps: Int) throws {
+        func require(_ condition: Bool, _ what: String) throws { if !condition { throw SegmentError(reason: "bad_shape", detail: what) } }
+        policyVersion = message.policyVersion
+        actorIndex = Int(message.actorIndex)
+        let offset = try message.tensor(named: "step_offset").int32s()
+        try require(offset.count == 1, "step_offset")
+        stepOffset = Int(offset[0])
+        let observationTensor = try message.tensor(named: "observations")
+        try require(observationTensor.shape.count == 3 && observationTensor.shape[1] == expected && observationTensor.shape[2] == observationWidth, "observations \(observationTensor.shape)")
+        let stepCount = observationTensor.shape[0]
+        steps = stepCount
+        environments = expected
+        try require(steps >= 1 && stepOffset >= 0 && stepOffset + steps <= maxSteps, "steps \(stepOffset)+\(steps) of \(maxSteps)")
+        observations = try observationTensor.floats()
+        let chainTensor = try message.tensor(named: "chains")
+        try require(chainTensor.shape == [steps, expected, chainWidth], "chains \(chainTensor.shape)")
+        chains = try chainTensor.floats()
+        let rewardTensor = try message.tensor(named: "rewards")
+        try require(rewardTensor.shape == [steps, expected], "rewards \(rewardTensor.shape)")
+        rewards = try rewardTensor.floats()
+        func flags(_ name: String) throws -> [UInt8] {
+            let tensor = try message.tensor(named: name)
+            try require(tensor.dtype == .uint8 && tensor.shape == [stepCount, expected], "\(name) \(tensor.shape)")
+            return tensor.bytes
+        }
+        terminated = try flags("terminated")
+        truncated = try flags("truncated")
+        firsts = try flags("firsts")
+        let next = try message.tensor(named: "next_observations")
+        try require(next.shape == [expected, observationWidth], "next_observations \(next.shape)")
+        nextObservations = try next.floats()
+        let indices = try message.tensor(named: "final_indices").int32s()
+        finalIndices = indices
+        let finals = try message.tensor(named: "final_observations")
+        try require(finals.shape == [indices.count, observationWidth], "final_observations \(finals.shape)")
+        try require(indices.allSatisfy { $0 >= 0 && Int($0) < stepCount * expected }, "final_indices out of range")
+        finalObservations = try finals.floats()
+        episodeReturns = try message.tensor(named: "episode_returns").floats()
+        episodeLengths = try message.tensor(named: "episode_lengths").int32s()
+        try require(episodeReturns.count == episodeLengths.count, "episode statistics")
+        // A NaN or infinity would poison the whole update: refuse the segment instead.
+        if !Segment.allFinite([observations, chains, rewards, nextObservations, finalObservations]) { throw SegmentError(reason: "non_finite", detail: "segment holds NaN or infinite values") }
+    }
+}
+
+extension Segment {
+    static func allFinite(_ arrays: [[Float]]) -> Bool { arrays.allSatisfy { $0.allSatisfy(\.isFinite) } }
+}
+
+struct SegmentError: Error, CustomStringConvertible {
+    let reason: String
+    let detail: String
+    var description: String { "\(reason): \(detail)" }
+}

@@ -1,0 +1,112 @@
+import ArgumentParser
+import Cluster
+import Foundation
+
+@main
+struct DPPOCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dppo",
+        abstract: "Distributed fine-tuning of diffusion policies with DPPO.",
+        discussion: """
+        A run is one learner and N actors. `cluster/launch.sh CONFIG` starts them all on this machine;
+        the subcommands below are what it runs, and what you run yourself to place actors on other hosts.
+        """,
+        subcommands: [Pretrain.self, Learner.self, Actor.self, Evaluate.self, Bench.self])
+}
+
+/// Options every command that reads a config shares.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "YAML config file (see configs/).")
+    var config: String
+
+    @Option(name: [.customLong("set")], help: "Override a config key, e.g. --set train.n_train_itr=10 (repeatable).")
+    var overrides: [String] = []
+
+    func load() throws -> RunConfig {
+        do { return try RunConfig.load(path: config, overrides: overrides) } catch let error as ConfigError { throw ValidationError(error.description) }
+    }
+}
+
+extension DPPOCommand {
+    struct Pretrain: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Behaviour-clone a diffusion policy on scripted demonstrations.")
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "Directory for the checkpoint (default: a new run directory under runs/).")
+        var output: String?
+
+        func run() throws {
+            let config = try options.load()
+            let directory = try output.map { URL(fileURLWithPath: $0) } ?? RunDirectory.create(root: "runs", name: config.name + "-pretrain").url
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            _ = try runPretraining(config: config, output: directory)
+        }
+    }
+
+    struct Learner: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run the learner: receive segments, update with DPPO, publish weights.")
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "Run directory (default: runs/<name>/<timestamp>).")
+        var runDir: String?
+        @Option(help: "Checkpoint to fine-tune from (default: pretrain.checkpoint of the config).")
+        var basePolicy: String?
+
+        func run() throws {
+            let config = try options.load()
+            let run = try runDir.map { try RunDirectory(url: URL(fileURLWithPath: $0)) } ?? RunDirectory.create(root: "runs", name: config.name)
+            let checkpoint = basePolicy ?? config.pretrain.checkpoint
+            guard !checkpoint.isEmpty else { throw ValidationError("no policy to fine-tune: pass --base-policy or set pretrain.checkpoint") }
+            let learner = try Cluster.Learner(config: config, run: run, basePolicy: URL(fileURLWithPath: checkpoint))
+            try learner.run()
+        }
+    }
+
+    struct Actor: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run an actor: sample with the diffusion policy, stream segments to the learner.")
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "Host or address of the learner.")
+        var learner: String = "127.0.0.1"
+        @Option(help: "Preferred actor index (0-based); the learner assigns one when omitted.")
+        var index: Int?
+        @Option(help: "Seconds without word from the learner before the actor gives up.")
+        var giveUp: Double = 120
+
+        func run() throws {
+            let config = try options.load()
+            try Cluster.Actor(config: config, learnerHost: learner, requestedIndex: index).run(giveUpSeconds: giveUp)
+        }
+    }
+
+    struct Evaluate: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "eval", abstract: "Evaluate a checkpoint with deterministic sampling.")
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "Checkpoint (.safetensors with its .json sidecar).")
+        var checkpoint: String
+        @Option(help: "Number of episodes.")
+        var episodes: Int = 32
+
+        func run() throws {
+            let config = try options.load()
+            let result = try evaluateCheckpoint(config: config, checkpoint: URL(fileURLWithPath: checkpoint), episodes: episodes)
+            print(String(format: "eval: return %.2f ± %.2f over %d episodes", result.meanReturn, result.stdReturn, result.episodes))
+        }
+    }
+}
+
+extension DPPOCommand {
+    struct Bench: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Measure chain sampling and learner update throughput against their sgemm bound (build with -c release).")
+        @Flag(help: "Print one JSON object instead of a table.")
+        var json = false
+        @Option(help: "Seconds per measurement.")
+        var seconds: Double = 2
+
+        func run() throws {
+            let report = Benchmarks.run(seconds: seconds, log: json ? { _ in } : { print($0) })
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import XCTest
+@testable import Algorithms
+import Diffusion
+import Networks
+import Tensors
+
+final class DPPOUpdateTests: XCTestCase {
+    func makeBatch(policy: DiffusionPolicy, streams: Int, steps: Int, seed: UInt64) -> RolloutBatch {
+        let batch = RolloutBatch(streams: streams, steps: steps, observationWidth: 3, chainWidth: policy.settings.chainWidth)
+        var random = Philox(seed: seed)
+        random.fillUniform(batch.observations.data, count: batch.observations.count, low: -1, high: 1)
+        random.fillUniform(batch.bootstrapObservations.data, count: batch.bootstrapObservations.count, low: -1, high: 1)
+        policy.sampleChains(observations: batch.observations, mode: .exploration, random: &random, chains: batch.chains)
+        // Reward: how close the action's first coordinate is to the first observation coordinate.
+        let action = policy.settings.fineTunedSteps * policy.settings.chunkWidth
+        for row in 0..<batch.count {
+            let difference = batch.chains[row, action] - batch.observations[row, 0]
+            batch.rewards[row] = -difference * difference
+        }
+        return batch
+    }
+
+    /// Statistics of an update are consistent with PPO's definitions: ratios start at 1, the clipped
+    /// surrogate moves the policy, KL stays small, the value loss falls as the critic fits the returns.
+    func testUpdateMovesThePolicyAndFitsTheCritic() {
+        let settings = DenoisingSettings(denoisingSteps: 6, fineTunedSteps: 3, horizonSteps: 2, actSteps: 2, actionDim: 1)
+        let policy = DiffusionPolicy(settings: settings, network: DiffusionMLPShape(actionDim: 1, horizonSteps: 2, observationDim: 3, timeDim: 8, mlpDims: [32, 32, 32]))
+        var random = Philox(seed: 1)
+        policy.initialize(random: &random)
+        let critic = CriticMLP(observationDim: 3, mlpDims: [32, 32, 32])
+        critic.initialize(random: &random)
+        var hyperparameters = DPPOHyperparameters()
+        hyperparameters.batchSize = 600
+        hyperparameters.updateEpochs = 4
+        hyperparameters.actorLearningRate = 1e-3
+        let update = DPPOUpdate(policy: policy, critic: critic, hyperparameters: hyperparameters, streams: 8, seed: 2)
+        let before = Array(policy.fineTuned.parameters.valueBuffer)
+        let base = Array(policy.base.parameters.valueBuffer)
+        var valueLosses: [Double] = []
+        for iteration in 0..<4 {
+            let batch = makeBatch(policy: policy, streams: 8, steps: 50, seed: UInt64(10 + iteration))
+            let statistics = update.update(batch: batch, iteration: iteration)
+            XCTAssertEqual(statistics.minibatches, 4 * (8 * 50 * 3 / 600))
+            XCTAssertTrue(statistics.approxKL.isFinite && statistics.approxKL >= 0)
+            XCTAssertLessThan(statistics.approxKL, 0.1)
+            XCTAssertGreaterThan(statistics.ratio, 0.9)
+            valueLosses.append(statistics.valueLoss)
+        }
+        XCTAssertNotEqual(Array(policy.fineTuned.parameters.valueBuffer), before, "the fine-tuned network must move")
+        XCTAssertEqual(Array(policy.base.parameters.valueBuffer), base, "the base network is frozen")
+        XCTAssertLessThan(valueLosses.last!, valueLosses.first!)
+    }
+
+    /// The critic warm-up leaves the actor untouched.
+    func testCriticWarmupFreezesTheActor() {
+        let settings = DenoisingSettings(denoisingSteps: 4, fineTunedSteps: 2, horizonSteps: 1, actSteps: 1, actionDim: 1)
+        let policy = DiffusionPolicy(settings: settings, network: DiffusionMLPShape(actionDim: 1, horizonSteps: 1, observationDim: 3, timeDim: 4, mlpDims: [8, 8, 8]))
+        var random = Philox(seed: 1)
+        policy.initialize(random: &random)
+        let critic = CriticMLP(observationDim: 3, mlpDims: [8, 8, 8])
+        critic.initialize(random: &random)
+        var hyperparameters = DPPOHyperparameters()
+        hyperparameters.batchSize = 100
+        hyperparameters.criticWarmupIterations = 1
+        let update = DPPOUpdate(policy: policy, critic: critic, hyperparameters: hyperparameters, streams: 4, seed: 2)
+        let before = Array(policy.fineTuned.parameters.valueBuffer)
+        let criticBefore = Array(critic.parameters.valueBuffer)
+        _ = update.update(batch: makeBatch(policy: policy, streams: 4, steps: 25, seed: 3), iteration: 0)
+        XCTAssertEqual(Array(policy.fineTuned.parameters.valueBuffer), before)
+        XCTAssertNotEqual(Array(critic.parameters.valueBuffer), criticBefore)
+    }
+}

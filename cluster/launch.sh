@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Starts a local cluster: (pre-training when the config names no checkpoint,) one learner and
+# N actors, each logging into the run directory. Stops every process it started, by PID, on
+# Ctrl-C, on error, or when the learner exits.
+#
+#   cluster/launch.sh CONFIG [--actors N] [--set key=value ...]
+set -euo pipefail
+
+usage() { echo "usage: $0 CONFIG [--actors N] [--bin PATH] [--run-dir DIR] [--set key=value ...]" >&2; exit 2; }
+[ $# -ge 1 ] || usage
+config=$1; shift
+actors=""
+bin="${DPPO_BIN:-.build/release/dppo}"
+run_dir=""
+overrides=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --actors) actors=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
+    --run-dir) run_dir=$2; shift 2 ;;
+    --set) overrides+=(--set "$2"); shift 2 ;;
+    *) usage ;;
+  esac
+done
+[ -f "$config" ] || { echo "launch: config $config not found" >&2; exit 2; }
+[ -x "$bin" ] || { echo "launch: $bin is not built (swift build -c release)" >&2; exit 2; }
+[ -n "$actors" ] && overrides+=(--set "cluster.actors=$actors")
+
+# Read what the launcher needs from the resolved config (name, actors, checkpoint) via a dry parse.
+name=$(awk '/^name:/ {print $2; exit}' "$config"); name=${name:-dppo}
+if [ -z "$actors" ]; then
+  actors=$(awk '/^cluster:/ {c=1} c && /^[[:space:]]+actors:/ {print $2; exit}' "$config"); actors=${actors:-2}
+fi
+checkpoint=$(awk '/^pretrain:/ {p=1} p && /^[[:space:]]+checkpoint:/ {gsub(/"/,"",$2); print $2; exit}' "$config")
+
+run_dir=${run_dir:-runs/$name/$(date -u +%Y%m%d-%H%M%S)}
+mkdir -p "$run_dir/logs"
+echo "launch: run directory $run_dir"
+
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT INT TERM
+
+if [ -z "$checkpoint" ]; then
+  "$bin" pretrain --config "$config" "${overrides[@]}" --output "$run_dir/pretrain" 2>&1 | tee "$run_dir/logs/pretrain.log"
+  checkpoint="$run_dir/pretrain/pretrained.safetensors"
+fi
+
+"$bin" learner --config "$config" "${overrides[@]}" --run-dir "$run_dir" --base-policy "$checkpoint" \
+  > >(tee "$run_dir/logs/learner.log") 2>&1 &
+learner=$!
+pids+=("$learner")
+for ((i = 0; i < actors; i++)); do
+  "$bin" actor --config "$config" "${overrides[@]}" --index "$i" > "$run_dir/logs/actor-$i.log" 2>&1 &
+  pids+=("$!")
+done
+echo "launch: learner pid $learner, $actors actors (logs in $run_dir/logs)"
+
+status=0
+wait "$learner" || status=$?
+if [ $status -ne 0 ]; then
+  echo "launch: learner exited with status $status; see $run_dir/logs" >&2
+  for ((i = 0; i < actors; i++)); do tail -n 3 "$run_dir/logs/actor-$i.log" >&2 || true; done
+  exit $status
+fi
+if [ -f "$run_dir/summary.json" ]; then
+  echo "launch: summary ($run_dir/summary.json):"
+  cat "$run_dir/summary.json"
+fi
