@@ -34,7 +34,7 @@ public func generalizedAdvantages(
 }
 
 /// Running reward scaling of the reference (dppo.md §4.5 step 1): a discounted running return per
-/// stream, whose running variance (parallel merge, initial mean 0, var 1, count 1e−4) scales rewards.
+/// stream, whose running variance (parallel merge, initial mean 0, var 1, count 1e−4, merged variance M2/(n − 1)) scales rewards.
 public struct RunningRewardScaler: Sendable, Codable, Equatable {
     public var gamma: Double
     public var clip: Double
@@ -72,7 +72,8 @@ public struct RunningRewardScaler: Sendable, Codable, Equatable {
         let total = count + batchCount
         let merged = variance * count + batchVariance * batchCount + delta * delta * count * batchCount / total
         mean += delta * batchCount / total
-        variance = merged / total
+        // The reference divides the merged sum of squares by n_total − 1 (dppo.md §8.15).
+        variance = merged / (total - 1)
         count = total
         let scale = 1 / (variance + epsilon).squareRoot()
         for index in 0..<(streams * steps) {

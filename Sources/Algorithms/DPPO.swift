@@ -30,6 +30,9 @@ public struct DPPOHyperparameters: Sendable, Equatable, Codable {
     /// The actor is not stepped during the first iterations, so the fresh critic can catch up.
     public var criticWarmupIterations: Int = 0
     public var truncation: TruncationHandling = .bootstrap
+    /// Normalised advantages are clamped to these quantiles of the minibatch (0 and 1: no clipping).
+    public var advantageLowerQuantile: Double = 0
+    public var advantageUpperQuantile: Double = 1
     /// Rows per forward pass when computing values and old log-probabilities.
     public var logProbabilityBatchSize: Int = 10_000
 
@@ -241,8 +244,11 @@ public final class DPPOUpdate {
         for slot in 0..<size { let d = Double(advantages[transitionSample[slot]]) - mean; variance += d * d }
         let std = (variance / Double(max(size - 1, 1))).squareRoot()
         for slot in 0..<size {
-            let normalized = (Double(advantages[transitionSample[slot]]) - mean) / (std + 1e-8)
-            minibatchAdvantages[slot] = Float(normalized * hyperparameters.denoisingDiscount(chainIndex: transitionChainIndex[slot], fineTunedSteps: kPrime))
+            minibatchAdvantages[slot] = Float((Double(advantages[transitionSample[slot]]) - mean) / (std + 1e-8))
+        }
+        clipAdvantagesToQuantiles(count: size)
+        for slot in 0..<size {
+            minibatchAdvantages[slot] *= Float(hyperparameters.denoisingDiscount(chainIndex: transitionChainIndex[slot], fineTunedSteps: kPrime))
         }
 
         // Policy loss: clipped surrogate on the ratio of mean transition log-likelihoods.
@@ -308,6 +314,21 @@ public final class DPPOUpdate {
         critic.backward(input: criticObservations, outputGradient: criticGradient)
         result.criticGradientNorm = criticOptimizer.update()
         return result
+    }
+
+    /// Clamps the minibatch's normalised advantages to their [lower, upper] quantiles (linear interpolation, as torch.quantile).
+    func clipAdvantagesToQuantiles(count: Int) {
+        let lower = hyperparameters.advantageLowerQuantile, upper = hyperparameters.advantageUpperQuantile
+        guard lower > 0 || upper < 1 else { return }
+        let sorted = minibatchAdvantages[0..<count].sorted()
+        func quantile(_ q: Double) -> Float {
+            let position = q * Double(count - 1)
+            let below = Int(position.rounded(.down)), above = min(below + 1, count - 1)
+            let fraction = Float(position - Double(below))
+            return sorted[below] + (sorted[above] - sorted[below]) * fraction
+        }
+        let low = quantile(lower), high = quantile(upper)
+        for slot in 0..<count { minibatchAdvantages[slot] = min(max(minibatchAdvantages[slot], low), high) }
     }
 
     /// Fills the transition matrices for pairs p in `pairs` (p → decision p / K′, chain index p % K′),

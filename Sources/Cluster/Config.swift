@@ -202,6 +202,8 @@ public struct RunConfig: Sendable {
         guard let handling = TruncationHandling(rawValue: truncation) else { throw ConfigError("train.truncation '\(truncation)' must be bootstrap or reference") }
         p.truncation = handling
         p.logProbabilityBatchSize = try t.int("logprob_batch_size", default: p.logProbabilityBatchSize)
+        p.advantageLowerQuantile = try t.double("clip_advantage_lower_quantile", default: p.advantageLowerQuantile)
+        p.advantageUpperQuantile = try t.double("clip_advantage_upper_quantile", default: p.advantageUpperQuantile)
         train.dppo = p
 
         let pre = try root.section("pretrain")
@@ -242,6 +244,8 @@ public struct RunConfig: Sendable {
         try require(train.iterations >= 1 && train.stepsPerIteration >= 1, "train.n_train_itr and train.n_steps must be ≥ 1")
         try require(train.dppo.updateEpochs >= 1 && train.dppo.batchSize >= 1, "train.update_epochs and train.batch_size must be ≥ 1")
         try require(train.evalEpisodes >= 1, "train.eval_episodes must be ≥ 1")
+        try require(0 <= train.dppo.advantageLowerQuantile && train.dppo.advantageLowerQuantile < train.dppo.advantageUpperQuantile && train.dppo.advantageUpperQuantile <= 1,
+                    "train.clip_advantage_lower_quantile and _upper_quantile must satisfy 0 ≤ lower < upper ≤ 1")
         try require(cluster.actors >= 1, "cluster.actors must be ≥ 1")
         try require((1024...65_533).contains(cluster.basePort), "cluster.base_port must be in 1024…65533")
         try require(cluster.synchronization == "strict", "cluster.sync '\(cluster.synchronization)': only 'strict' is implemented in this version")

@@ -69,4 +69,19 @@ final class DPPOUpdateTests: XCTestCase {
         XCTAssertEqual(Array(policy.fineTuned.parameters.valueBuffer), before)
         XCTAssertNotEqual(Array(critic.parameters.valueBuffer), criticBefore)
     }
+
+    /// Quantile clipping clamps normalised advantages to the minibatch's quantiles, interpolated linearly.
+    func testAdvantageQuantileClipping() {
+        let settings = DenoisingSettings(denoisingSteps: 2, fineTunedSteps: 1, horizonSteps: 1, actSteps: 1, actionDim: 1)
+        let policy = DiffusionPolicy(settings: settings, network: DiffusionMLPShape(actionDim: 1, horizonSteps: 1, observationDim: 3, timeDim: 4, mlpDims: [4, 4, 4]))
+        var hyperparameters = DPPOHyperparameters()
+        hyperparameters.advantageLowerQuantile = 0.1
+        hyperparameters.advantageUpperQuantile = 0.85
+        let update = DPPOUpdate(policy: policy, critic: CriticMLP(observationDim: 3, mlpDims: [4, 4, 4]), hyperparameters: hyperparameters, streams: 1, seed: 1)
+        update.minibatchAdvantages = (0..<11).reversed().map(Float.init)
+        update.clipAdvantagesToQuantiles(count: 11)
+        XCTAssertEqual(update.minibatchAdvantages.max(), 8.5)
+        XCTAssertEqual(update.minibatchAdvantages.min(), 1)
+        XCTAssertEqual(update.minibatchAdvantages[5], 5)
+    }
 }

@@ -43,20 +43,19 @@ final class ClusterRunTests: XCTestCase {
         let learner = try Learner(config: config, run: run, basePolicy: start)
 
         let finished = DispatchGroup()
-        var actorErrors: [Error] = []
-        let lock = NSLock()
+        let actorErrors = ErrorCollector()
         for index in 0..<2 {
             finished.enter()
             Thread.detachNewThread {
                 defer { finished.leave() }
                 do { try Actor(config: config, learnerHost: "127.0.0.1", requestedIndex: index).run(giveUpSeconds: 30, log: { _ in }) }
-                catch { lock.lock(); actorErrors.append(error); lock.unlock() }
+                catch { actorErrors.append(error) }
             }
         }
         var lines: [String] = []
         let summary = try learner.run(log: { lines.append($0) })
         XCTAssertEqual(finished.wait(timeout: .now() + 30), .success, "actors must exit when the learner finishes")
-        XCTAssertTrue(actorErrors.isEmpty, "\(actorErrors)")
+        XCTAssertTrue(actorErrors.errors.isEmpty, "\(actorErrors.errors)")
 
         XCTAssertEqual(summary["env_steps"] as? Int, 3 * 2 * 3 * 30 * 2)
         XCTAssertEqual(summary["policy_version"] as? UInt64, 4)
@@ -115,4 +114,12 @@ final class ClusterRunTests: XCTestCase {
         XCTAssertEqual(learner.dropped["unexpected_kind"], 1)
         XCTAssertEqual(learner.dropped.values.reduce(0, +), 6, "\(learner.dropped)")
     }
+}
+
+/// Errors reported from actor threads.
+final class ErrorCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var collected: [Error] = []
+    func append(_ error: Error) { lock.lock(); collected.append(error); lock.unlock() }
+    var errors: [Error] { lock.lock(); defer { lock.unlock() }; return collected }
 }

@@ -27,13 +27,14 @@ final class ScheduleTests: XCTestCase {
 
     func testK20ScheduleMatchesGoldenVectors() {
         let schedule = NoiseSchedule(steps: 20)
-        // β goes through float32 as in the reference; the float64 vectors agree to ~1e−7 relative.
+        // β goes through float32 as in the reference, so the float64 vectors agree to ≤ 2e−5 relative,
+        // largest at t = K−1 where β = 0.999 (dppo.md §9: rtol 1e−4 for float32 checks).
         assertClose(schedule.betas, array("ddpm_K20", "betas"), relative: 2e-7, "betas")
-        assertClose(schedule.alphasCumulative, array("ddpm_K20", "alphas_cumprod"), relative: 1e-6, "alphas_cumprod")
-        assertClose(schedule.sqrtRecipMinusOneAlphasCumulative, array("ddpm_K20", "sqrt_recipm1_alphas_cumprod"), relative: 1e-6, "sqrt_recipm1")
-        assertClose(schedule.posteriorMeanCoefficient1, array("ddpm_K20", "posterior_mean_coef1"), relative: 1e-6, "coef1")
-        assertClose(schedule.posteriorMeanCoefficient2, array("ddpm_K20", "posterior_mean_coef2"), relative: 1e-6, "coef2")
-        assertClose((0..<20).map { schedule.posteriorStd($0) }, array("K20_std_by_t", "posterior_std"), relative: 1e-6, "posterior std")
+        assertClose(schedule.alphasCumulative, array("ddpm_K20", "alphas_cumprod"), relative: 1e-4, "alphas_cumprod")
+        assertClose(schedule.sqrtRecipMinusOneAlphasCumulative, array("ddpm_K20", "sqrt_recipm1_alphas_cumprod"), relative: 1e-4, "sqrt_recipm1")
+        assertClose(schedule.posteriorMeanCoefficient1, array("ddpm_K20", "posterior_mean_coef1"), relative: 1e-4, "coef1")
+        assertClose(schedule.posteriorMeanCoefficient2, array("ddpm_K20", "posterior_mean_coef2"), relative: 1e-4, "coef2")
+        assertClose((0..<20).map { schedule.posteriorStd($0) }, array("K20_std_by_t", "posterior_std"), relative: 1e-4, "posterior std")
         XCTAssertEqual(schedule.betas[19], 0.999, accuracy: 1e-7)
         XCTAssertEqual(schedule.posteriorLogVarianceClipped[0], log(1e-20), accuracy: 1e-9)
     }
@@ -41,7 +42,7 @@ final class ScheduleTests: XCTestCase {
     func testK100Summary() {
         let schedule = NoiseSchedule(steps: 100)
         assertClose(Array(schedule.betas.prefix(5)), array("ddpm_K100_summary", "betas", "first5"), relative: 2e-7, "K100 betas")
-        XCTAssertEqual(schedule.alphasCumulative[99], 2.42857228e-7, accuracy: 1e-12)
+        XCTAssertEqual(schedule.alphasCumulative[99], 2.42857228e-7, accuracy: 2.42857228e-7 * 1e-4)
     }
 
     /// dppo.md §9 "One reverse step": x̂₀, μ and the clamped, averaged log-probability.
