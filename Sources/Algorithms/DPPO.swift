@@ -341,15 +341,15 @@ public final class DPPOUpdate {
         transitionInputs.resize(rows: size)
         transitionOutputs.resize(rows: size)
         transitionObservations.resize(rows: size)
-        if transitionTimesteps.count < size {
-            transitionTimesteps = [Int](repeating: 0, count: size)
-            transitionChainIndex = [Int](repeating: 0, count: size)
-            transitionSample = [Int](repeating: 0, count: size)
+        if newLogProbabilities.count < size {
             newLogProbabilities = [Float](repeating: 0, count: size)
             logProbabilityGradient = [Float](repeating: 0, count: size)
             minibatchAdvantages = [Float](repeating: 0, count: size)
+            transitionChainIndex = [Int](repeating: 0, count: size)
+            transitionSample = [Int](repeating: 0, count: size)
         }
-        transitionTimesteps.removeLast(transitionTimesteps.count - size)
+        // The likelihood reads one timestep per transition row, so this array is exactly `size` long.
+        transitionTimesteps.removeAll(keepingCapacity: true)
         for slot in 0..<size {
             let pair = fromPermutation ? permutation[pairs.lowerBound + slot] : pairs.lowerBound + slot
             let sample = pair / kPrime, j = pair % kPrime
@@ -357,7 +357,7 @@ public final class DPPOUpdate {
             transitionInputs.row(slot).update(from: chain + j * width, count: width)
             transitionOutputs.row(slot).update(from: chain + (j + 1) * width, count: width)
             transitionObservations.row(slot).update(from: batch.observations.row(sample), count: observationWidth)
-            transitionTimesteps[slot] = kPrime - 1 - j
+            transitionTimesteps.append(kPrime - 1 - j)
             transitionChainIndex[slot] = j
             transitionSample[slot] = sample
         }

@@ -94,19 +94,55 @@ extension DPPOCommand {
 
 extension DPPOCommand {
     struct Bench: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Measure chain sampling and learner update throughput against their sgemm bound (build with -c release).")
+        static let configuration = CommandConfiguration(
+            abstract: "Measure chain sampling and learner update throughput against their sgemm bound (build with -c release).",
+            discussion: "With --compare-torch it also runs scripts/bench_torch.py (PyTorch on CPU, one thread) on the same network and shapes, side by side.")
         @Flag(help: "Print one JSON object instead of a table.")
         var json = false
+        @Flag(help: "Also run the PyTorch baseline (needs `pip install torch==2.13.0+cpu`).")
+        var compareTorch = false
         @Option(help: "Seconds per measurement.")
         var seconds: Double = 2
 
         func run() throws {
             let report = Benchmarks.run(seconds: seconds, log: json ? { _ in } : { print($0) })
+            let torch = compareTorch ? try runTorchBaseline() : nil
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                var object = try JSONSerialization.jsonObject(with: encoder.encode(report)) as! [String: Any]
+                if let torch { object["pytorch"] = torch }
+                print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            } else if let torch {
+                print("PyTorch \(torch["torch_version"] ?? "?") on CPU, one thread, same network and shapes:")
+                for entry in torch["chain_sampling"] as? [[String: Any]] ?? [] {
+                    let mine = report.chain_sampling.first { $0.batch == entry["batch"] as? Int }?.chains_per_second ?? .nan
+                    print(String(format: "chain sampling  batch %4d: %9.0f chains/s (20 passes), %9.0f (reference style, 30 passes); Swift %.2f× the reference style",
+                                 entry["batch"] as? Int ?? 0, entry["efficient_chains_per_second"] as? Double ?? .nan,
+                                 entry["reference_style_chains_per_second"] as? Double ?? .nan, mine / (entry["reference_style_chains_per_second"] as? Double ?? .nan)))
+                }
+                if let learner = torch["learner_update"] as? [String: Any] {
+                    print(String(format: "learner update: %7.0f env-step samples/s (critic per pair, as the reference), %7.0f (critic per sample); Swift %.2f× the reference",
+                                 learner["env_step_samples_per_second_critic_per_pair"] as? Double ?? .nan,
+                                 learner["env_step_samples_per_second_critic_per_sample"] as? Double ?? .nan,
+                                 report.learner_update.env_step_samples_per_second / (learner["env_step_samples_per_second_critic_per_pair"] as? Double ?? .nan)))
+                }
             }
+        }
+
+        func runTorchBaseline() throws -> [String: Any] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", "scripts/bench_torch.py", "--json", "--seconds", String(seconds)]
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0, let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw ValidationError("the PyTorch baseline failed (status \(process.terminationStatus)); install it with `pip install torch==2.13.0+cpu` and run from the repository root")
+            }
+            return object
         }
     }
 }
