@@ -20,20 +20,29 @@ final class DPPOUpdateTests: XCTestCase {
         return batch
     }
 
+    /// A small policy and critic (widths `width`), both initialised, and their DPPO update.
+    func makeUpdate(denoisingSteps: Int, fineTunedSteps: Int, horizon: Int, width: Int, streams: Int,
+                    configure: (inout DPPOHyperparameters) -> Void) -> DPPOUpdate {
+        let settings = DenoisingSettings(denoisingSteps: denoisingSteps, fineTunedSteps: fineTunedSteps, horizonSteps: horizon, actSteps: horizon, actionDim: 1)
+        let policy = DiffusionPolicy(settings: settings, network: DiffusionMLPShape(actionDim: 1, horizonSteps: horizon, observationDim: 3, timeDim: 8, mlpDims: [width, width, width]))
+        var random = Philox(seed: 1)
+        policy.initialize(random: &random)
+        let critic = CriticMLP(observationDim: 3, mlpDims: [width, width, width])
+        critic.initialize(random: &random)
+        var hyperparameters = DPPOHyperparameters()
+        configure(&hyperparameters)
+        return DPPOUpdate(policy: policy, critic: critic, hyperparameters: hyperparameters, streams: streams, seed: 2)
+    }
+
     /// Statistics of an update are consistent with PPO's definitions: ratios start at 1, the clipped
     /// surrogate moves the policy, KL stays small, the value loss falls as the critic fits the returns.
     func testUpdateMovesThePolicyAndFitsTheCritic() {
-        let settings = DenoisingSettings(denoisingSteps: 6, fineTunedSteps: 3, horizonSteps: 2, actSteps: 2, actionDim: 1)
-        let policy = DiffusionPolicy(settings: settings, network: DiffusionMLPShape(actionDim: 1, horizonSteps: 2, observationDim: 3, timeDim: 8, mlpDims: [32, 32, 32]))
-        var random = Philox(seed: 1)
-        policy.initialize(random: &random)
-        let critic = CriticMLP(observationDim: 3, mlpDims: [32, 32, 32])
-        critic.initialize(random: &random)
-        var hyperparameters = DPPOHyperparameters()
-        hyperparameters.batchSize = 600
-        hyperparameters.updateEpochs = 4
-        hyperparameters.actorLearningRate = 1e-3
-        let update = DPPOUpdate(policy: policy, critic: critic, hyperparameters: hyperparameters, streams: 8, seed: 2)
+        let update = makeUpdate(denoisingSteps: 6, fineTunedSteps: 3, horizon: 2, width: 32, streams: 8) {
+            $0.batchSize = 600
+            $0.updateEpochs = 4
+            $0.actorLearningRate = 1e-3
+        }
+        let policy = update.policy
         let before = Array(policy.fineTuned.parameters.valueBuffer)
         let base = Array(policy.base.parameters.valueBuffer)
         var valueLosses: [Double] = []
@@ -53,16 +62,11 @@ final class DPPOUpdateTests: XCTestCase {
 
     /// The critic warm-up leaves the actor untouched.
     func testCriticWarmupFreezesTheActor() {
-        let settings = DenoisingSettings(denoisingSteps: 4, fineTunedSteps: 2, horizonSteps: 1, actSteps: 1, actionDim: 1)
-        let policy = DiffusionPolicy(settings: settings, network: DiffusionMLPShape(actionDim: 1, horizonSteps: 1, observationDim: 3, timeDim: 4, mlpDims: [8, 8, 8]))
-        var random = Philox(seed: 1)
-        policy.initialize(random: &random)
-        let critic = CriticMLP(observationDim: 3, mlpDims: [8, 8, 8])
-        critic.initialize(random: &random)
-        var hyperparameters = DPPOHyperparameters()
-        hyperparameters.batchSize = 100
-        hyperparameters.criticWarmupIterations = 1
-        let update = DPPOUpdate(policy: policy, critic: critic, hyperparameters: hyperparameters, streams: 4, seed: 2)
+        let update = makeUpdate(denoisingSteps: 4, fineTunedSteps: 2, horizon: 1, width: 8, streams: 4) {
+            $0.batchSize = 100
+            $0.criticWarmupIterations = 1
+        }
+        let policy = update.policy, critic = update.critic
         let before = Array(policy.fineTuned.parameters.valueBuffer)
         let criticBefore = Array(critic.parameters.valueBuffer)
         _ = update.update(batch: makeBatch(policy: policy, streams: 4, steps: 25, seed: 3), iteration: 0)
