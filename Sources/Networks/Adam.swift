@@ -67,13 +67,6 @@ public final class Adam {
         (step, Array(UnsafeBufferPointer(start: firstMoment, count: parameters.count)),
          Array(UnsafeBufferPointer(start: secondMoment, count: parameters.count)))
     }
-
-    public func restore(step: Int, firstMoment m: [Float], secondMoment v: [Float]) {
-        precondition(m.count == parameters.count && v.count == parameters.count, "optimizer state size mismatch")
-        self.step = step
-        m.withUnsafeBufferPointer { firstMoment.update(from: $0.baseAddress!, count: m.count) }
-        v.withUnsafeBufferPointer { secondMoment.update(from: $0.baseAddress!, count: v.count) }
-    }
 }
 
 /// CosineAnnealingWarmupRestarts with γ = 1 and cycle_mult = 1 (dppo.md §4.9).

@@ -57,7 +57,6 @@ public final class Parameters {
     }
 
     public var valueBuffer: UnsafeMutableBufferPointer<Float> { .init(start: values, count: count) }
-    public var gradientBuffer: UnsafeMutableBufferPointer<Float> { .init(start: gradients, count: count) }
 
     /// Euclidean norm of the gradient, accumulated in Float64.
     public func gradientNorm() -> Double {

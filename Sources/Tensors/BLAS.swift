@@ -4,7 +4,6 @@ import COpenBLAS
 public enum BLAS {
     /// Number of OpenBLAS threads for this process (1 keeps actors from fighting over cores).
     public static func setThreads(_ count: Int) { openblas_set_num_threads(Int32(max(1, count))) }
-    public static var threads: Int { Int(openblas_get_num_threads()) }
 
     /// C ← alpha·op(A)·op(B) + beta·C on raw row-major pointers.
     /// `op(A)` is `m × k`, `op(B)` is `k × n`, C is `m × n`; lda/ldb/ldc are row strides.
