@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // System libraries from Debian (libnanomsg-dev, liblz4-dev, libopenblas-dev).
@@ -24,11 +25,16 @@ let package = Package(
         .target(name: "Algorithms", dependencies: ["Tensors", "Networks", "Diffusion", "Environments"]),
         .target(name: "Transport", dependencies: ["CNanomsg", "CLZ4"]),
         .target(name: "Cluster", dependencies: [
-            "Tensors", "Networks", "Diffusion", "Environments", "Algorithms", "Transport",
+            "Tensors", "Networks", "Diffusion", "Environments", "Algorithms", "Transport", "Datasets",
             .product(name: "Yams", package: "Yams"),
         ]),
+        // Behaviour-cloning data: .npy/.npz reading (zlib through ZIPFoundation, zlib1g-dev), our safetensors format, windows.
+        .target(name: "Datasets", dependencies: [
+            "Tensors", "Networks", "Algorithms",
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+        ]),
         .executableTarget(name: "dppo", dependencies: [
-            "Cluster",
+            "Cluster", "Datasets",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -39,6 +45,8 @@ let package = Package(
         .testTarget(name: "AlgorithmsTests", dependencies: ["Algorithms"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster"]),
+        .testTarget(name: "ParityTests", dependencies: ["Diffusion", "Algorithms", "Networks", "Tensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Networks", "Tensors"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]
 )

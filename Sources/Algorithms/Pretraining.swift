@@ -29,77 +29,41 @@ public struct PretrainingSettings: Sendable, Equatable, Codable {
     public init() {}
 }
 
-/// Trains ε_θ with L = mean (ε_θ(√ᾱ_t·a₀ + √(1−ᾱ_t)·ε, t, o) − ε)², t ~ U{0…K−1}; keeps an EMA copy.
-public final class DiffusionPretrainer {
+/// A behaviour-cloning loss: given a minibatch of normalised (observation, chunk) rows, zero the gradients of
+/// `parameters`, accumulate ∂L/∂parameters and return L.
+public protocol BehaviourCloningObjective: AnyObject {
+    var parameters: Parameters { get }
+    func lossAndGradient(observations: Matrix, chunks: Matrix, random: inout Philox) -> Double
+}
+
+/// The diffusion loss of dppo.md §3: L = mean (ε_θ(√ᾱ_t·a₀ + √(1−ᾱ_t)·ε, t, o) − ε)², t ~ U{0…K−1}, on the base network.
+public final class DiffusionBehaviourCloning: BehaviourCloningObjective {
     public let policy: DiffusionPolicy
-    public let settings: PretrainingSettings
-    public let optimizer: Adam
-    public let ema: Parameters
-    public let schedule: CosineWarmupSchedule
-    var random: Philox
-    public private(set) var gradientSteps = 0
-    let noisy: Matrix, noise: Matrix, observations: Matrix, targets: Matrix, gradient: Matrix
+    let noisy: Matrix, noise: Matrix, gradient: Matrix
     var timesteps: [Float] = []
 
-    public init(policy: DiffusionPolicy, settings: PretrainingSettings, seed: UInt64) {
+    public init(policy: DiffusionPolicy) {
         self.policy = policy
-        self.settings = settings
-        let network = policy.base
-        optimizer = Adam(parameters: network.parameters, learningRate: Float(settings.minLearningRate), weightDecay: Float(settings.weightDecay))
-        var layout = ParameterLayout()
-        for entry in network.parameters.entries { _ = layout.add(entry.name, shape: entry.shape) }
-        ema = Parameters(layout: layout)
-        ema.copy(from: network.parameters)
-        schedule = CosineWarmupSchedule(maxLearningRate: settings.learningRate, minLearningRate: settings.minLearningRate,
-                                        firstCycleSteps: max(settings.epochs, settings.warmupEpochs + 1), warmupSteps: settings.warmupEpochs)
-        random = Philox(seed: seed, stream: 0xBC)
         let width = policy.settings.chunkWidth
         noisy = Matrix(rows: 0, columns: width)
         noise = Matrix(rows: 0, columns: width)
-        targets = Matrix(rows: 0, columns: width)
         gradient = Matrix(rows: 0, columns: width)
-        observations = Matrix(rows: 0, columns: network.shape.observationDim)
     }
 
-    /// One epoch over a shuffled dataset; returns the mean loss. The learning rate follows the
-    /// per-epoch cosine schedule (lr(epoch 0) = min, as in the reference).
-    public func trainEpoch(_ dataset: ChunkDataset, epoch: Int) -> Double {
-        optimizer.learningRate = Float(schedule.learningRate(step: epoch))
-        var order: [Int] = []
-        random.permutation(&order, count: dataset.count)
-        let batchSize = min(settings.batchSize, dataset.count)
-        var lossSum = 0.0, batches = 0
-        var start = 0
-        while start + batchSize <= dataset.count {
-            lossSum += step(dataset, indices: order[start..<(start + batchSize)])
-            batches += 1
-            gradientSteps += 1
-            if epoch < settings.emaStartEpoch {
-                ema.copy(from: policy.base.parameters)
-            } else if gradientSteps % settings.emaEvery == 0 {
-                let decay = Float(settings.emaDecay)
-                let live = policy.base.parameters.values, average = ema.values
-                for index in 0..<ema.count { average[index] = decay * average[index] + (1 - decay) * live[index] }
-            }
-            start += batchSize
-        }
-        return lossSum / Double(max(batches, 1))
-    }
+    public var parameters: Parameters { policy.base.parameters }
 
-    func step(_ dataset: ChunkDataset, indices: ArraySlice<Int>) -> Double {
+    public func lossAndGradient(observations: Matrix, chunks: Matrix, random: inout Philox) -> Double {
         let network = policy.base
-        let width = policy.settings.chunkWidth
-        let size = indices.count
-        noisy.resize(rows: size); noise.resize(rows: size); observations.resize(rows: size); gradient.resize(rows: size)
+        let width = policy.settings.chunkWidth, size = chunks.rows
+        noisy.resize(rows: size); noise.resize(rows: size); gradient.resize(rows: size)
         if timesteps.count != size { timesteps = [Float](repeating: 0, count: size) }
         random.fillNormal(noise.data, count: size * width)
-        for (slot, sample) in indices.enumerated() {
+        for row in 0..<size {
             let t = random.integer(below: policy.settings.denoisingSteps)
-            timesteps[slot] = Float(t)
+            timesteps[row] = Float(t)
             let a = Float(policy.schedule.sqrtAlphasCumulative[t]), b = Float(policy.schedule.sqrtOneMinusAlphasCumulative[t])
-            let clean = dataset.chunks.row(sample), epsilon = noise.row(slot), destination = noisy.row(slot)
+            let clean = chunks.row(row), epsilon = noise.row(row), destination = noisy.row(row)
             for element in 0..<width { destination[element] = a * clean[element] + b * epsilon[element] }
-            observations.row(slot).update(from: dataset.observations.row(sample), count: observations.columns)
         }
         network.parameters.zeroGradients()
         let predicted = timesteps.withUnsafeBufferPointer { network.forward(noisyChunk: noisy, timesteps: $0.baseAddress!, observation: observations) }
@@ -111,13 +75,104 @@ public final class DiffusionPretrainer {
             gradient.data[element] = scale * error
         }
         network.backward(outputGradient: gradient)
-        optimizer.update()
         return loss / Double(size * width)
     }
+}
 
-    /// Copies the EMA weights into both networks: the starting point of fine-tuning.
-    public func finish() {
-        policy.base.parameters.copy(from: ema)
-        policy.fineTuned.parameters.copy(from: ema)
+/// The Gaussian baseline's pre-training (dppo.md §6): negative log-likelihood of the chunk with the std fixed
+/// at `fixed_std`, i.e. mean over elements of (a − μ)²/(2σ²) + ln σ + ½ ln 2π. The std parameter is not trained.
+public final class GaussianBehaviourCloning: BehaviourCloningObjective {
+    public let policy: GaussianPolicy
+    let meanGradient: Matrix
+
+    public init(policy: GaussianPolicy) {
+        self.policy = policy
+        meanGradient = Matrix(rows: 0, columns: policy.shape.chunkWidth)
+    }
+
+    public var parameters: Parameters { policy.network.parameters }
+
+    public func lossAndGradient(observations: Matrix, chunks: Matrix, random: inout Philox) -> Double {
+        let network = policy.network
+        let std = Float(policy.shape.fixedStd), count = chunks.count
+        network.parameters.zeroGradients()
+        let mean = network.forward(observations)
+        meanGradient.resize(rows: chunks.rows)
+        var loss = 0.0
+        let constant = Double(logf(std)) + 0.5 * log(2 * Double.pi)
+        for element in 0..<count {
+            let difference = chunks.data[element] - mean.data[element]
+            loss += Double(difference * difference / (2 * std * std)) + constant
+            meanGradient.data[element] = -difference / (std * std) / Float(count)
+        }
+        network.backward(input: observations, meanGradient: meanGradient, stdGradient: [Float](repeating: 0, count: policy.shape.actionDim))
+        return loss / Double(count)
+    }
+}
+
+/// Behaviour cloning with the reference's optimizer and schedule (dppo.md §3): AdamW, cosine LR with warm-up
+/// stepped per epoch (lr(epoch 0) = min), and an EMA copy updated every `update_ema_freq` steps from
+/// `epoch_start_ema` on (overwritten with the live weights before). Fine-tuning starts from the EMA weights.
+public final class Pretrainer {
+    public let objective: BehaviourCloningObjective
+    public let settings: PretrainingSettings
+    public let optimizer: Adam
+    public let ema: Parameters
+    public let schedule: CosineWarmupSchedule
+    var random: Philox
+    public private(set) var gradientSteps = 0
+    let observations: Matrix, chunks: Matrix
+
+    public init(objective: BehaviourCloningObjective, settings: PretrainingSettings, seed: UInt64) {
+        self.objective = objective
+        self.settings = settings
+        let parameters = objective.parameters
+        optimizer = Adam(parameters: parameters, learningRate: Float(settings.minLearningRate), weightDecay: Float(settings.weightDecay))
+        var layout = ParameterLayout()
+        for entry in parameters.entries { _ = layout.add(entry.name, shape: entry.shape) }
+        ema = Parameters(layout: layout)
+        ema.copy(from: parameters)
+        schedule = CosineWarmupSchedule(maxLearningRate: settings.learningRate, minLearningRate: settings.minLearningRate,
+                                        firstCycleSteps: max(settings.epochs, settings.warmupEpochs + 1), warmupSteps: settings.warmupEpochs)
+        random = Philox(seed: seed, stream: 0xBC)
+        observations = Matrix(rows: 0, columns: 1)
+        chunks = Matrix(rows: 0, columns: 1)
+    }
+
+    /// One epoch over a shuffled dataset (the last partial batch dropped); returns the mean loss.
+    public func trainEpoch(_ dataset: ChunkDataset, epoch: Int) -> Double {
+        optimizer.learningRate = Float(schedule.learningRate(step: epoch))
+        var order: [Int] = []
+        random.permutation(&order, count: dataset.count)
+        let batchSize = min(settings.batchSize, dataset.count)
+        let batchObservations = Matrix(rows: batchSize, columns: dataset.observations.columns)
+        let batchChunks = Matrix(rows: batchSize, columns: dataset.chunks.columns)
+        var lossSum = 0.0, batches = 0
+        var start = 0
+        while start + batchSize <= dataset.count {
+            for slot in 0..<batchSize {
+                let sample = order[start + slot]
+                batchObservations.row(slot).update(from: dataset.observations.row(sample), count: dataset.observations.columns)
+                batchChunks.row(slot).update(from: dataset.chunks.row(sample), count: dataset.chunks.columns)
+            }
+            lossSum += objective.lossAndGradient(observations: batchObservations, chunks: batchChunks, random: &random)
+            optimizer.update()
+            batches += 1
+            gradientSteps += 1
+            if epoch < settings.emaStartEpoch {
+                ema.copy(from: objective.parameters)
+            } else if gradientSteps % settings.emaEvery == 0 {
+                let decay = Float(settings.emaDecay)
+                let live = objective.parameters.values, average = ema.values
+                for index in 0..<ema.count { average[index] = decay * average[index] + (1 - decay) * live[index] }
+            }
+            start += batchSize
+        }
+        return lossSum / Double(max(batches, 1))
+    }
+
+    /// Copies the EMA weights into every copy given (the frozen base and the trained copy of the policy).
+    public func finish(into copies: [Parameters]) {
+        for copy in copies { copy.copy(from: ema) }
     }
 }

@@ -6,7 +6,7 @@ public final class RolloutBatch {
     public let streams: Int
     public let steps: Int
     public let observations: Matrix          // [N, To·Do] conditioning of each decision
-    public let chains: Matrix                // [N, (K′+1)·Tp·Da] recorded chains
+    public let records: Matrix               // [N, recordWidth]: recorded chains [(K′+1)·Tp·Da], or action chunks
     public var rewards: [Float]              // summed over the executed chunk
     public var terminated: [UInt8]
     public var truncated: [UInt8]
@@ -14,12 +14,12 @@ public final class RolloutBatch {
     public let finalObservations: Matrix     // [N, To·Do], valid where truncated
     public let bootstrapObservations: Matrix // [streams, To·Do], the observation after each stream's last decision
 
-    public init(streams: Int, steps: Int, observationWidth: Int, chainWidth: Int) {
+    public init(streams: Int, steps: Int, observationWidth: Int, recordWidth: Int) {
         self.streams = streams
         self.steps = steps
         let count = streams * steps
         observations = Matrix(rows: count, columns: observationWidth)
-        chains = Matrix(rows: count, columns: chainWidth)
+        records = Matrix(rows: count, columns: recordWidth)
         rewards = [Float](repeating: 0, count: count)
         terminated = [UInt8](repeating: 0, count: count)
         truncated = [UInt8](repeating: 0, count: count)

@@ -1,4 +1,5 @@
 import Foundation
+import Algorithms
 import Diffusion
 import Environments
 import Tensors
@@ -12,7 +13,7 @@ public final class Actor {
     let codec = WireCodec()
     let endpoints: Endpoints
     let requestedIndex: Int?
-    let policy: DiffusionPolicy
+    let model: PolicyModel
     var sequence: UInt64 = 0
 
     public init(config: RunConfig, learnerHost: String, requestedIndex: Int?) {
@@ -20,7 +21,7 @@ public final class Actor {
         endpoints = Endpoints(host: learnerHost, basePort: config.cluster.basePort)
         self.requestedIndex = requestedIndex
         BLAS.setThreads(1)
-        policy = DiffusionPolicy(settings: config.denoising, network: config.networkShape)
+        model = PolicyModel(config: config)
     }
 
     /// Runs until the learner says to shut down or stops answering for `giveUpSeconds`.
@@ -41,12 +42,11 @@ public final class Actor {
         let meta = try Messages.readMeta(welcome)
         let index = Int(welcome.actorIndex)
         let seed = UInt64((meta["seed"] as? String) ?? "") ?? config.seed
-        try welcome.tensor(named: "base").copyFloats(into: policy.base.parameters.values, count: policy.base.parameters.count)
+        try welcome.tensor(named: "base").copyFloats(into: model.baseParameters.values, count: model.baseParameters.count)
+        let normalization = try Messages.readNormalization(welcome)
         log("actor \(index): joined learner at \(endpoints.control), seed \(seed), \(config.environment.environmentsPerActor) environments")
 
-        let environments = VectorEnvironment(task: config.environment.task, count: config.environment.environmentsPerActor, seed: seed,
-                                             conditionSteps: config.environment.conditionSteps, actSteps: config.environment.actSteps,
-                                             horizonSteps: config.environment.horizonSteps)
+        let environments = config.makeEnvironments(count: config.environment.environmentsPerActor, seed: seed, normalization: normalization)
         environments.resetAll()
         var firsts = [UInt8](repeating: 1, count: environments.count)
         var random = Philox(seed: seed, stream: 0xAC70)
@@ -76,7 +76,7 @@ public final class Actor {
 
             let weights = try call(request, WireMessage(kind: .weightsRequest, policyVersion: announcedVersion, actorIndex: UInt32(index), sequence: sequence, tensors: []), giveUpSeconds: giveUpSeconds)
             guard weights.kind == .weights else { throw refusalError(weights) }
-            try weights.tensor(named: "fine_tuned").copyFloats(into: policy.fineTuned.parameters.values, count: policy.fineTuned.parameters.count)
+            try weights.tensor(named: "fine_tuned").copyFloats(into: model.trainableParameters.values, count: model.trainableParameters.count)
             rolledVersion = weights.policyVersion
             announcedVersion = max(announcedVersion, rolledVersion)
             try rollout(version: rolledVersion, index: index, environments: environments, firsts: &firsts, random: &random, push: push)
@@ -87,9 +87,9 @@ public final class Actor {
     /// Rolls out one iteration's decisions for `version` and sends them as segments.
     func rollout(version: UInt64, index: Int, environments: VectorEnvironment, firsts: inout [UInt8], random: inout Philox, push: Socket) throws {
         let e = environments.count
-        let o = config.networkShape.observationDim, c = config.denoising.chainWidth
-        let chains = Matrix(rows: e, columns: c)
-        let actionOffset = config.denoising.fineTunedSteps * config.denoising.chunkWidth
+        let o = config.networkShape.observationDim, c = config.recordWidth
+        let policy = model.rollout
+        let records = Matrix(rows: e, columns: c)
         let total = config.train.stepsPerIteration
         var offset = 0
         while offset < total {
@@ -101,9 +101,9 @@ public final class Actor {
             segment.chains.reserveCapacity(steps * e * c)
             for step in 0..<steps {
                 segment.observations.append(contentsOf: environments.observations.buffer)
-                policy.sampleChains(observations: environments.observations, mode: .exploration, random: &random, chains: chains)
-                segment.chains.append(contentsOf: chains.buffer)
-                environments.step(chunks: chains, offset: actionOffset)
+                policy.sample(observations: environments.observations, mode: .exploration, random: &random, records: records)
+                segment.chains.append(contentsOf: records.buffer)
+                environments.step(chunks: records, offset: policy.actionOffset)
                 segment.firsts.append(contentsOf: firsts)
                 for environment in 0..<e {
                     segment.rewards.append(environments.rewards[environment])

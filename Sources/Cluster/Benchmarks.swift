@@ -93,16 +93,16 @@ public enum Benchmarks {
         // (forward, backward, AdamW), and the critic on the distinct decisions.
         let critic = CriticMLP(observationDim: network.observationDim)
         critic.initialize(random: &random)
-        var hyperparameters = DPPOHyperparameters()
+        var hyperparameters = PPOHyperparameters()
         hyperparameters.batchSize = learnerSamples * settings.fineTunedSteps
         hyperparameters.rewardScaleRunning = false
         let streams = 40
         let steps = (learnerSamples + streams - 1) / streams
-        let update = DPPOUpdate(policy: policy, critic: critic, hyperparameters: hyperparameters, streams: streams, seed: 3)
-        let batch = RolloutBatch(streams: streams, steps: steps, observationWidth: network.observationDim, chainWidth: settings.chainWidth)
+        let update = PPOUpdate(policy: policy, critic: critic, hyperparameters: hyperparameters, streams: streams, seed: 3)
+        let batch = RolloutBatch(streams: streams, steps: steps, observationWidth: network.observationDim, recordWidth: settings.chainWidth)
         random.fillUniform(batch.observations.data, count: batch.observations.count, low: -1, high: 1)
         random.fillUniform(batch.bootstrapObservations.data, count: batch.bootstrapObservations.count, low: -1, high: 1)
-        policy.sampleChains(observations: batch.observations, mode: .exploration, random: &random, chains: batch.chains)
+        policy.sampleChains(observations: batch.observations, mode: .exploration, random: &random, chains: batch.records)
         for index in 0..<batch.count { batch.rewards[index] = random.normal() }
         _ = update.prepare(batch: batch)
         let pairs = Double(learnerSamples * settings.fineTunedSteps)

@@ -1,31 +1,55 @@
 import Foundation
 import Algorithms
+import Datasets
 import Diffusion
 import Networks
 
-/// Policy checkpoints: one safetensors file holding the frozen base network (`base.*`), the fine-tuned
-/// network (`ft.*`) and, for fine-tuning checkpoints, the critic (`critic.*`) and optimizer moments
-/// (`optimizer.<name>.m|v`); plus a JSON sidecar with what is not a tensor (iteration, policy version,
-/// optimizer steps, reward-scaler state, the network shape and denoising settings).
+/// Policy checkpoints: one safetensors file holding the frozen pre-trained policy (`base.*`), the trained copy
+/// (`ft.*`: DPPO's fine-tuned network, or the Gaussian's network) and, for fine-tuning checkpoints, the critic
+/// (`critic.*`) and optimizer moments (`optimizer.<name>.m|v`); plus a JSON sidecar with what is not a tensor
+/// (iteration, policy version, optimizer steps, reward-scaler state, the architecture, denoising settings and
+/// the observation/action normalisation the policy was trained with).
 public struct CheckpointInfo: Codable, Sendable {
     public var kind: String                 // "pretrain" or "finetune"
     public var iteration: Int
     public var policyVersion: UInt64
     public var environmentSteps: Int
-    public var network: DiffusionMLPShape
-    public var denoising: DenoisingSettings
+    public var policy: PolicyKind?          // absent in early checkpoints: diffusion
+    public var network: DiffusionMLPShape?
+    public var denoising: DenoisingSettings?
+    public var gaussian: GaussianMLPShape?
+    /// Normalisation to [−1, 1] of observations and actions; nil: the task's declared bounds.
+    public var normalization: Normalization?
     public var actorOptimizerStep: Int?
     public var criticOptimizerStep: Int?
     public var rewardScaler: RunningRewardScaler?
     public var evalReturn: Double?
+
+    public init(kind: String, iteration: Int, policyVersion: UInt64, environmentSteps: Int, model: PolicyModel, normalization: Normalization?,
+                actorOptimizerStep: Int? = nil, criticOptimizerStep: Int? = nil, rewardScaler: RunningRewardScaler? = nil, evalReturn: Double? = nil) {
+        self.kind = kind
+        self.iteration = iteration
+        self.policyVersion = policyVersion
+        self.environmentSteps = environmentSteps
+        policy = model.kind
+        switch model {
+        case .diffusion(let diffusion): network = diffusion.base.shape; denoising = diffusion.settings
+        case .gaussian(let gaussian): self.gaussian = gaussian.shape
+        }
+        self.normalization = normalization
+        self.actorOptimizerStep = actorOptimizerStep
+        self.criticOptimizerStep = criticOptimizerStep
+        self.rewardScaler = rewardScaler
+        self.evalReturn = evalReturn
+    }
 }
 
 public enum Checkpoint {
     public static func sidecarURL(for url: URL) -> URL { url.deletingPathExtension().appendingPathExtension("json") }
 
-    public static func save(policy: DiffusionPolicy, update: DPPOUpdate?, info: CheckpointInfo, to url: URL) throws {
+    public static func save(model: PolicyModel, update: PPOUpdate?, info: CheckpointInfo, to url: URL) throws {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        var tensors = policy.base.parameters.namedTensors(prefix: "base.") + policy.fineTuned.parameters.namedTensors(prefix: "ft.")
+        var tensors = model.baseParameters.namedTensors(prefix: "base.") + model.trainableParameters.namedTensors(prefix: "ft.")
         if let update {
             tensors += update.critic.parameters.namedTensors(prefix: "critic.")
             for (name, optimizer) in [("actor", update.actorOptimizer), ("critic", update.criticOptimizer)] {
@@ -45,21 +69,39 @@ public enum Checkpoint {
         guard let data = try? Data(contentsOf: sidecar) else {
             throw ConfigError("checkpoint sidecar \(sidecar.path) is missing: a checkpoint is the .safetensors file plus its .json")
         }
-        return try JSONDecoder().decode(CheckpointInfo.self, from: data)
+        do { return try JSONDecoder().decode(CheckpointInfo.self, from: data) } catch {
+            throw ConfigError("checkpoint sidecar \(sidecar.path) is not valid: \(error)")
+        }
     }
 
-    /// Loads both policy networks. A pre-training checkpoint's EMA weights become base and fine-tuned copy alike.
-    public static func loadPolicy(_ policy: DiffusionPolicy, from url: URL) throws -> CheckpointInfo {
+    /// Loads both copies of the policy after checking that the checkpoint's architecture is the one `model` has.
+    /// A pre-training checkpoint's EMA weights are base and trained copy alike.
+    @discardableResult
+    public static func load(_ model: PolicyModel, from url: URL) throws -> CheckpointInfo {
         let info = try readInfo(from: url)
-        guard info.network == policy.base.shape else {
-            throw ConfigError("checkpoint \(url.lastPathComponent) has network \(info.network), the config asks for \(policy.base.shape)")
-        }
-        guard info.denoising.denoisingSteps == policy.settings.denoisingSteps, info.denoising.horizonSteps == policy.settings.horizonSteps else {
-            throw ConfigError("checkpoint \(url.lastPathComponent) was trained with K=\(info.denoising.denoisingSteps), Tp=\(info.denoising.horizonSteps); the config has K=\(policy.settings.denoisingSteps), Tp=\(policy.settings.horizonSteps)")
+        let name = url.lastPathComponent
+        switch model {
+        case .diffusion(let policy):
+            guard (info.policy ?? .diffusion) == .diffusion, let network = info.network, let denoising = info.denoising else {
+                throw ConfigError("checkpoint \(name) holds a \(info.policy?.rawValue ?? "?") policy; the config asks for model.policy: diffusion")
+            }
+            guard network == policy.base.shape else {
+                throw ConfigError("checkpoint \(name) has network \(network), the config asks for \(policy.base.shape)")
+            }
+            guard denoising.denoisingSteps == policy.settings.denoisingSteps, denoising.horizonSteps == policy.settings.horizonSteps else {
+                throw ConfigError("checkpoint \(name) was trained with K=\(denoising.denoisingSteps), Tp=\(denoising.horizonSteps); the config has K=\(policy.settings.denoisingSteps), Tp=\(policy.settings.horizonSteps)")
+            }
+        case .gaussian(let policy):
+            guard info.policy == .gaussian, let shape = info.gaussian else {
+                throw ConfigError("checkpoint \(name) holds a \((info.policy ?? .diffusion).rawValue) policy; the config asks for model.policy: gaussian")
+            }
+            guard shape.mlpDims == policy.shape.mlpDims, shape.chunkWidth == policy.shape.chunkWidth, shape.observationDim == policy.shape.observationDim else {
+                throw ConfigError("checkpoint \(name) has Gaussian network \(shape), the config asks for \(policy.shape)")
+            }
         }
         let (tensors, _) = try Safetensors.read(from: url)
-        try policy.base.parameters.load(tensors, prefix: "base.")
-        try policy.fineTuned.parameters.load(tensors, prefix: "ft.")
+        try model.baseParameters.load(tensors, prefix: "base.")
+        try model.trainableParameters.load(tensors, prefix: "ft.")
         return info
     }
 }

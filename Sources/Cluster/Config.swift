@@ -35,6 +35,8 @@ public struct RunConfig: Sendable {
     }
 
     public struct ModelConfig: Sendable {
+        /// `diffusion` (DPPO) or `gaussian` (the Gaussian-MLP PPO baseline).
+        public var policy = PolicyKind.diffusion
         public var denoisingSteps = 20
         public var fineTunedSteps = 10
         public var timeDim = 16
@@ -45,23 +47,34 @@ public struct RunConfig: Sendable {
         public var minLogProbStd = 0.1
         public var randnClip = 3.0
         public var denoisedClip = 1.0
+        public var useDDIM = false
+        public var ddimSteps = 5
+        public var eta = 1.0
+        /// Gaussian policy: initial std, whether it is learned, and its clamp range.
+        public var fixedStd = 0.1
+        public var learnFixedStd = true
+        public var stdMin = 0.01
+        public var stdMax = 0.2
     }
 
     public struct TrainConfig: Sendable {
         public var iterations = 40
         /// Decisions per environment per iteration (N_step).
         public var stepsPerIteration = 100
-        public var dppo = DPPOHyperparameters()
+        public var dppo = PPOHyperparameters()
         /// Learner-side evaluation every this many iterations (and always before the first and after the last).
         public var evalEvery = 10
         public var evalEpisodes = 32
         public var checkpointEvery = 10
-        public var actorLearningRateWarmup = 0
     }
 
     public struct PretrainConfig: Sendable {
-        /// Existing checkpoint to fine-tune from; empty means "pre-train one from scripted demonstrations".
+        /// Existing checkpoint to fine-tune from; empty means "pre-train one first".
         public var checkpoint = ""
+        /// Behaviour-cloning data: our dataset file (.safetensors) or the reference's .npz; empty: scripted demonstrations.
+        public var dataset = ""
+        /// The reference's normalization.npz for a reference .npz dataset (its values are stored normalised).
+        public var normalizationPath = ""
         public var demonstrationEpisodes = 64
         /// Torque gain of the scripted demonstrator (below 1: deliberately weak).
         public var demonstratorGain = 0.35
@@ -86,8 +99,25 @@ public struct RunConfig: Sendable {
     public var denoising: DenoisingSettings {
         DenoisingSettings(denoisingSteps: model.denoisingSteps, fineTunedSteps: model.fineTunedSteps, horizonSteps: environment.horizonSteps,
                           actSteps: environment.actSteps, actionDim: environment.task.make().actionDim, minSamplingStd: model.minSamplingStd,
-                          minLogProbStd: model.minLogProbStd, randnClip: model.randnClip, denoisedClip: model.denoisedClip)
+                          minLogProbStd: model.minLogProbStd, randnClip: model.randnClip, denoisedClip: model.denoisedClip,
+                          useDDIM: model.useDDIM, ddimSteps: model.ddimSteps, eta: model.eta)
     }
+
+    public var gaussianShape: GaussianMLPShape {
+        let prototype = environment.task.make()
+        return GaussianMLPShape(actionDim: prototype.actionDim, horizonSteps: environment.horizonSteps,
+                                observationDim: environment.conditionSteps * prototype.observationDim, mlpDims: model.mlpDims,
+                                activation: model.activation, fixedStd: model.fixedStd, learnFixedStd: model.learnFixedStd,
+                                stdMin: model.stdMin, stdMax: model.stdMax)
+    }
+
+    /// Floats per decision record an actor sends: the chain for DPPO, the action chunk for the Gaussian policy.
+    public var recordWidth: Int {
+        model.policy == .diffusion ? denoising.chainWidth : gaussianShape.chunkWidth
+    }
+
+    /// Likelihood terms per decision: K′ for DPPO, 1 for the Gaussian policy.
+    public var termsPerDecision: Int { model.policy == .diffusion ? model.fineTunedSteps : 1 }
 
     public var networkShape: DiffusionMLPShape {
         let prototype = environment.task.make()
@@ -101,7 +131,7 @@ public struct RunConfig: Sendable {
 
     /// A stable hash of the sections actors and learner must agree on.
     public var compatibilityHash: UInt64 {
-        let text = "\(environment.task.rawValue)|\(environment.conditionSteps)|\(environment.actSteps)|\(environment.horizonSteps)|\(model.denoisingSteps)|\(model.fineTunedSteps)|\(model.timeDim)|\(model.mlpDims)|\(model.activation.rawValue)|\(model.minSamplingStd)|\(model.randnClip)|\(model.denoisedClip)|\(train.stepsPerIteration)|\(environment.environmentsPerActor)"
+        let text = "\(model.policy.rawValue)|\(model.useDDIM)|\(model.ddimSteps)|\(model.eta)|\(model.fixedStd)|\(environment.task.rawValue)|\(environment.conditionSteps)|\(environment.actSteps)|\(environment.horizonSteps)|\(model.denoisingSteps)|\(model.fineTunedSteps)|\(model.timeDim)|\(model.mlpDims)|\(model.activation.rawValue)|\(model.minSamplingStd)|\(model.randnClip)|\(model.denoisedClip)|\(train.stepsPerIteration)|\(environment.environmentsPerActor)"
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         return hash
@@ -160,6 +190,16 @@ public struct RunConfig: Sendable {
         environment.horizonSteps = try env.int("horizon_steps", default: environment.horizonSteps)
 
         let m = try root.section("model")
+        let policyName = try m.string("policy", default: model.policy.rawValue)
+        guard let policy = PolicyKind(rawValue: policyName) else { throw ConfigError("model.policy '\(policyName)' must be diffusion or gaussian") }
+        model.policy = policy
+        model.useDDIM = try m.bool("use_ddim", default: model.useDDIM)
+        model.ddimSteps = try m.int("ddim_steps", default: model.ddimSteps)
+        model.eta = try m.double("eta", default: model.eta)
+        model.fixedStd = try m.double("fixed_std", default: model.fixedStd)
+        model.learnFixedStd = try m.bool("learn_fixed_std", default: model.learnFixedStd)
+        model.stdMin = try m.double("std_min", default: model.stdMin)
+        model.stdMax = try m.double("std_max", default: model.stdMax)
         model.denoisingSteps = try m.int("denoising_steps", default: model.denoisingSteps)
         model.fineTunedSteps = try m.int("ft_denoising_steps", default: model.fineTunedSteps)
         model.timeDim = try m.int("time_dim", default: model.timeDim)
@@ -187,6 +227,12 @@ public struct RunConfig: Sendable {
         p.clipCoefficientBase = try t.double("clip_ploss_coef_base", default: p.clipCoefficientBase)
         p.clipCoefficientRate = try t.double("clip_ploss_coef_rate", default: p.clipCoefficientRate)
         p.valueCoefficient = try t.double("vf_coef", default: p.valueCoefficient)
+        p.clipValueCoefficient = try t.optionalDouble("clip_vloss_coef", default: p.clipValueCoefficient)
+        let useBehaviourCloning = try t.bool("use_bc_loss", default: false)
+        let bcCoefficient = try t.double("bc_loss_coeff", default: 0)
+        p.bcCoefficient = useBehaviourCloning ? bcCoefficient : 0
+        p.actorSchedule = try t.learningRateSchedule("actor_lr_scheduler")
+        p.criticSchedule = try t.learningRateSchedule("critic_lr_scheduler")
         p.targetKL = try t.optionalDouble("target_kl", default: p.targetKL)
         p.updateEpochs = try t.int("update_epochs", default: p.updateEpochs)
         p.batchSize = try t.int("batch_size", default: p.batchSize)
@@ -208,6 +254,8 @@ public struct RunConfig: Sendable {
 
         let pre = try root.section("pretrain")
         pretrain.checkpoint = try pre.string("checkpoint", default: pretrain.checkpoint)
+        pretrain.dataset = try pre.string("dataset", default: pretrain.dataset)
+        pretrain.normalizationPath = try pre.string("normalization_path", default: pretrain.normalizationPath)
         pretrain.demonstrationEpisodes = try pre.int("demo_episodes", default: pretrain.demonstrationEpisodes)
         pretrain.demonstratorGain = try pre.double("demo_gain", default: pretrain.demonstratorGain)
         pretrain.demonstratorNoise = try pre.double("demo_noise", default: pretrain.demonstratorNoise)
@@ -236,6 +284,9 @@ public struct RunConfig: Sendable {
     func validate() throws {
         func require(_ condition: Bool, _ message: String) throws { if !condition { throw ConfigError(message) } }
         do { try denoising.validate() } catch { throw ConfigError("\(error)") }
+        try require(model.policy == .diffusion || (model.fixedStd > 0 && model.stdMin > 0 && model.stdMin <= model.stdMax),
+                    "model.fixed_std, std_min must be > 0 and std_min ≤ std_max for the Gaussian policy")
+        try require(train.dppo.bcCoefficient >= 0, "train.bc_loss_coeff must be ≥ 0")
         try require(environment.environmentsPerActor >= 1, "env.n_envs must be ≥ 1")
         try require(environment.conditionSteps >= 1, "env.cond_steps must be ≥ 1")
         try require(model.mlpDims.count % 2 == 1 && Set(model.mlpDims).count == 1, "model.mlp_dims must be an odd number of equal widths, e.g. [512, 512, 512]")
@@ -322,6 +373,19 @@ final class ConfigReader {
             throw ConfigError("\(key(name)) must be a list of integers, got '\(value)'")
         }
         return integers
+    }
+
+    /// A `{first_cycle_steps, warmup_steps, min_lr}` mapping, or nil when the key is absent.
+    func learningRateSchedule(_ name: String) throws -> LearningRateSchedule? {
+        guard values[name] != nil else { used.insert(name); return nil }
+        let section = try self.section(name)
+        let schedule = LearningRateSchedule(firstCycleSteps: try section.int("first_cycle_steps", default: 1),
+                                            warmupSteps: try section.int("warmup_steps", default: 0),
+                                            minLearningRate: try section.double("min_lr", default: 0))
+        guard schedule.firstCycleSteps > schedule.warmupSteps, schedule.warmupSteps >= 0, schedule.minLearningRate >= 0 else {
+            throw ConfigError("\(key(name)) needs first_cycle_steps > warmup_steps ≥ 0 and min_lr ≥ 0")
+        }
+        return schedule
     }
 
     func rejectUnknownKeys() throws {

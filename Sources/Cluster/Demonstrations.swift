@@ -1,47 +1,55 @@
 import Foundation
-import Algorithms
+import Datasets
 import Environments
 import Tensors
 
-/// Collects behaviour-cloning data from a task's scripted controller: for each decision, the
-/// normalised observation history and the next Tp normalised actions the controller took.
-public func collectDemonstrations(config: RunConfig, seed: UInt64) throws -> (dataset: ChunkDataset, meanReturn: Double) {
+/// Episodes of a task's scripted controller as a dataset in environment units: raw states, the actions taken
+/// (with Gaussian noise of `demo_noise`·max action, clipped to the action bounds), rewards and episode lengths.
+public func collectDemonstrations(config: RunConfig, episodes: Int, gain: Double, seed: UInt64) throws -> TrajectoryDataset {
     guard config.environment.task == .pendulum else {
-        throw ConfigError("env.task \(config.environment.task.rawValue) has no scripted demonstrator; give pretrain.checkpoint instead")
+        throw ConfigError("env.task \(config.environment.task.rawValue) has no scripted demonstrator; give pretrain.dataset instead")
     }
-    let episodes = config.pretrain.demonstrationEpisodes
-    let tp = config.environment.horizonSteps, to = config.environment.conditionSteps
     let environment = Pendulum()
     var random = Philox(seed: seed, stream: 0xDE30)
-    let observationWidth = to * environment.observationDim
-    var observations: [Float] = [], chunks: [Float] = []
-    var returns: [Double] = []
-    var raw = [Float](repeating: 0, count: 3)
-    let low = environment.observationLow, high = environment.observationHigh
-    func normalized(_ x: [Float]) -> [Float] { (0..<3).map { 2 * (x[$0] - low[$0]) / (high[$0] - low[$0] + 1e-6) - 1 } }
+    var states: [Float] = [], actions: [Float] = [], rewards: [Float] = [], lengths: [Int] = []
+    var observation = [Float](repeating: 0, count: environment.observationDim)
     for _ in 0..<episodes {
-        raw.withUnsafeMutableBufferPointer { environment.reset(random: &random, observation: $0.baseAddress!) }
-        var history: [[Float]] = [normalized(raw)]
-        var actions: [Float] = []
-        var total = 0.0
+        observation.withUnsafeMutableBufferPointer { environment.reset(random: &random, observation: $0.baseAddress!) }
         for _ in 0..<environment.maxEpisodeSteps {
-            let torque = raw.withUnsafeBufferPointer { Pendulum.scriptedTorque(observation: $0.baseAddress!, gain: Float(config.pretrain.demonstratorGain)) }
+            states += observation
+            let torque = observation.withUnsafeBufferPointer { Pendulum.scriptedTorque(observation: $0.baseAddress!, gain: Float(gain)) }
             let noisy = min(max(torque + Float(config.pretrain.demonstratorNoise) * Pendulum.maxTorque * random.normal(), -Pendulum.maxTorque), Pendulum.maxTorque)
-            actions.append(noisy / Pendulum.maxTorque)
+            actions.append(noisy)
             var action = [noisy]
-            let outcome = raw.withUnsafeMutableBufferPointer { o in action.withUnsafeMutableBufferPointer { environment.step(action: $0.baseAddress!, observation: o.baseAddress!) } }
-            total += Double(outcome.reward)
-            history.append(normalized(raw))
+            let outcome = observation.withUnsafeMutableBufferPointer { o in action.withUnsafeMutableBufferPointer { environment.step(action: $0.baseAddress!, observation: o.baseAddress!) } }
+            rewards.append(outcome.reward)
         }
-        returns.append(total)
-        // Window start i: condition on the To observations ending at i (repeating the first), predict actions i..<i+Tp.
-        for start in 0...(actions.count - tp) {
-            for lag in stride(from: to - 1, through: 0, by: -1) { observations += history[max(start - lag, 0)] }
-            chunks += actions[start..<(start + tp)]
-        }
+        lengths.append(environment.maxEpisodeSteps)
     }
-    let count = chunks.count / tp
-    let dataset = ChunkDataset(observations: Matrix(rows: count, columns: observationWidth, values: observations),
-                               chunks: Matrix(rows: count, columns: tp * environment.actionDim, values: chunks))
-    return (dataset, returns.reduce(0, +) / Double(returns.count))
+    let dataset = TrajectoryDataset(states: states, stateDimension: environment.observationDim, actions: actions, actionDimension: environment.actionDim,
+                                    trajectoryLengths: lengths, rewards: rewards, terminals: [Bool](repeating: false, count: rewards.count),
+                                    metadata: ["task": config.environment.task.rawValue, "source": "scripted demonstrator, gain \(gain), noise \(config.pretrain.demonstratorNoise)"])
+    try dataset.validate()
+    return dataset
+}
+
+/// The behaviour-cloning data a config names: `pretrain.dataset` (our .safetensors format, or the DPPO reference's
+/// `.npz` with `pretrain.normalization_path`), or else demonstrations of the task's scripted controller.
+public func loadPretrainingData(config: RunConfig) throws -> TrajectoryDataset {
+    let dataset: TrajectoryDataset
+    let path = config.pretrain.dataset
+    if path.isEmpty {
+        dataset = try collectDemonstrations(config: config, episodes: config.pretrain.demonstrationEpisodes, gain: config.pretrain.demonstratorGain,
+                                            seed: config.seed &+ 99)
+    } else if path.hasSuffix(".npz") {
+        let normalization = try config.pretrain.normalizationPath.isEmpty ? nil : Normalization(referenceFile: URL(fileURLWithPath: config.pretrain.normalizationPath))
+        dataset = try TrajectoryDataset(referenceNPZ: URL(fileURLWithPath: path), normalization: normalization)
+    } else {
+        dataset = try TrajectoryDataset(contentsOf: URL(fileURLWithPath: path))
+    }
+    let prototype = config.environment.task.make()
+    guard dataset.stateDimension == prototype.observationDim, dataset.actionDimension == prototype.actionDim else {
+        throw ConfigError("dataset \(path) has state dim \(dataset.stateDimension) and action dim \(dataset.actionDimension); env.task \(config.environment.task.rawValue) needs \(prototype.observationDim) and \(prototype.actionDim)")
+    }
+    return dataset
 }

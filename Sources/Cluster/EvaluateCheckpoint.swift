@@ -1,9 +1,10 @@
 import Foundation
 import Diffusion
 
-/// Loads a checkpoint into a policy shaped by `config` and evaluates it deterministically.
-public func evaluateCheckpoint(config: RunConfig, checkpoint: URL, episodes: Int) throws -> EvaluationResult {
-    let policy = DiffusionPolicy(settings: config.denoising, network: config.networkShape)
-    _ = try Checkpoint.loadPolicy(policy, from: checkpoint)
-    return evaluatePolicy(policy, config: config, episodes: episodes, seed: config.seed &+ 7777)
+/// Loads a checkpoint into the policy `config` describes and evaluates it over `episodes` episodes,
+/// with the normalisation stored in the checkpoint.
+public func evaluateCheckpoint(config: RunConfig, checkpoint: URL, episodes: Int, mode: SamplingMode = .deterministic) throws -> EvaluationResult {
+    let model = PolicyModel(config: config)
+    let info = try Checkpoint.load(model, from: checkpoint)
+    return evaluatePolicy(model.rollout, config: config, normalization: info.normalization, episodes: episodes, seed: config.seed &+ 7777, mode: mode)
 }

@@ -1,4 +1,6 @@
 import Foundation
+import Algorithms
+import Datasets
 import Diffusion
 import Environments
 import Tensors
@@ -10,19 +12,29 @@ public struct EvaluationResult: Sendable, Codable {
     public var episodes: Int
 }
 
-/// Runs `episodes` full episodes (one per environment, all in parallel) with deterministic sampling.
+extension RunConfig {
+    /// `count` environments of the task with the action-chunk wrapper, normalising with `normalization`
+    /// (the policy's dataset statistics) or, when nil, the task's declared bounds.
+    public func makeEnvironments(count: Int, seed: UInt64, normalization: Normalization?) -> VectorEnvironment {
+        VectorEnvironment(task: environment.task, count: count, seed: seed, conditionSteps: environment.conditionSteps,
+                          actSteps: environment.actSteps, horizonSteps: environment.horizonSteps,
+                          observationBounds: normalization.map { ($0.obsMin, $0.obsMax) },
+                          actionBounds: normalization.map { ($0.actionMin, $0.actionMax) })
+    }
+}
+
+/// Runs `episodes` full episodes (one per environment, all in parallel), deterministic sampling by default.
 /// The environment seeds are fixed, so successive evaluations see the same initial states.
-public func evaluatePolicy(_ policy: DiffusionPolicy, config: RunConfig, episodes: Int, seed: UInt64, mode: SamplingMode = .deterministic) -> EvaluationResult {
-    let environments = VectorEnvironment(task: config.environment.task, count: episodes, seed: seed, conditionSteps: config.environment.conditionSteps,
-                                         actSteps: config.environment.actSteps, horizonSteps: config.environment.horizonSteps)
+public func evaluatePolicy(_ policy: RolloutPolicy, config: RunConfig, normalization: Normalization?, episodes: Int, seed: UInt64,
+                           mode: SamplingMode = .deterministic) -> EvaluationResult {
+    let environments = config.makeEnvironments(count: episodes, seed: seed, normalization: normalization)
     environments.resetAll()
     var random = Philox(seed: seed, stream: 0xE7A1)
-    let chains = Matrix(rows: episodes, columns: policy.settings.chainWidth)
+    let records = Matrix(rows: episodes, columns: policy.recordWidth)
     var returns = [Double?](repeating: nil, count: episodes)
-    let actionOffset = policy.settings.fineTunedSteps * policy.settings.chunkWidth
     while returns.contains(where: { $0 == nil }) {
-        policy.sampleChains(observations: environments.observations, mode: mode, random: &random, chains: chains)
-        environments.step(chunks: chains, offset: actionOffset)
+        policy.sample(observations: environments.observations, mode: mode, random: &random, records: records)
+        environments.step(chunks: records, offset: policy.actionOffset)
         for episode in environments.finishedEpisodes where returns[episode.environmentIndex] == nil {
             returns[episode.environmentIndex] = episode.totalReward
         }

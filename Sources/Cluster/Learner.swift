@@ -1,5 +1,6 @@
 import Foundation
 import Algorithms
+import Datasets
 import Diffusion
 import Networks
 import Tensors
@@ -11,9 +12,10 @@ import Transport
 public final class Learner {
     let config: RunConfig
     let run: RunDirectory
-    let policy: DiffusionPolicy
+    let model: PolicyModel
+    let normalization: Normalization?
     let critic: CriticMLP
-    let update: DPPOUpdate
+    let update: PPOUpdate
     let codec = WireCodec()
     let batch: RolloutBatch
     let observationWidth: Int
@@ -27,14 +29,14 @@ public final class Learner {
         self.config = config
         self.run = run
         BLAS.setThreads(config.cluster.learnerThreads)
-        policy = DiffusionPolicy(settings: config.denoising, network: config.networkShape)
-        _ = try Checkpoint.loadPolicy(policy, from: basePolicy)
+        model = PolicyModel(config: config)
+        normalization = try Checkpoint.load(model, from: basePolicy).normalization
         observationWidth = config.networkShape.observationDim
         critic = CriticMLP(observationDim: observationWidth, mlpDims: config.model.criticDims)
         var random = Philox(seed: config.seed, stream: 0xC817)
         critic.initialize(random: &random)
-        update = DPPOUpdate(policy: policy, critic: critic, hyperparameters: config.train.dppo, streams: config.streams, seed: config.seed)
-        batch = RolloutBatch(streams: config.streams, steps: config.train.stepsPerIteration, observationWidth: observationWidth, chainWidth: config.denoising.chainWidth)
+        update = PPOUpdate(actor: model.makePPOActor(), critic: critic, hyperparameters: config.train.dppo, streams: config.streams, seed: config.seed)
+        batch = RolloutBatch(streams: config.streams, steps: config.train.stepsPerIteration, observationWidth: observationWidth, recordWidth: config.recordWidth)
     }
 
     /// Runs the whole fine-tuning job and returns the summary written to summary.json.
@@ -48,7 +50,8 @@ public final class Learner {
         try publisher.bind(endpoints.weights)
         let reply = try Socket(.reply, receiveTimeoutMilliseconds: 100)
         try reply.bind(endpoints.control)
-        let welcome = [Messages.floats("base", policy.base.parameters.values, count: policy.base.parameters.count, shape: [policy.base.parameters.count])]
+        let base = model.baseParameters
+        let welcome = [Messages.floats("base", base.values, count: base.count, shape: [base.count])] + Messages.normalizationTensors(normalization)
         let control = ControlServer(socket: reply, codec: codec, welcomeTensors: welcome, configHash: config.compatibilityHash,
                                     actors: config.cluster.actors, seed: config.seed)
         control.start()
@@ -57,7 +60,7 @@ public final class Learner {
         let metrics = try MetricsWriter(url: run.metrics)
         log("learner: listening on \(endpoints.trajectories) (segments), \(endpoints.weights) (weights), \(endpoints.control) (control)")
 
-        let initial = evaluatePolicy(policy, config: config, episodes: config.train.evalEpisodes, seed: config.seed &+ 7777)
+        let initial = evaluatePolicy(model.rollout, config: config, normalization: normalization, episodes: config.train.evalEpisodes, seed: config.seed &+ 7777)
         log(String(format: "learner: initial evaluation return %.1f ± %.1f over %d episodes", initial.meanReturn, initial.stdReturn, initial.episodes))
         metrics.write(["iteration": 0, "env_steps": 0, "eval/return": initial.meanReturn, "eval/return_std": initial.stdReturn, "policy_version": policyVersion])
         var lastEval = initial
@@ -97,7 +100,7 @@ public final class Learner {
                               statistics.explainedVariance, rolloutSeconds, updateSeconds)
             let isLast = iteration + 1 == config.train.iterations
             if isLast || (config.train.evalEvery > 0 && (iteration + 1) % config.train.evalEvery == 0) {
-                lastEval = evaluatePolicy(policy, config: config, episodes: config.train.evalEpisodes, seed: config.seed &+ 7777)
+                lastEval = evaluatePolicy(model.rollout, config: config, normalization: normalization, episodes: config.train.evalEpisodes, seed: config.seed &+ 7777)
                 record["eval/return"] = lastEval.meanReturn
                 record["eval/return_std"] = lastEval.stdReturn
                 line += String(format: " | eval %.1f", lastEval.meanReturn)
@@ -130,7 +133,7 @@ public final class Learner {
     }
 
     func publishWeights(control: ControlServer, publisher: Socket) {
-        let parameters = policy.fineTuned.parameters
+        let parameters = model.trainableParameters
         let message = WireMessage(kind: .weights, policyVersion: policyVersion, actorIndex: 0, sequence: policyVersion,
                                   tensors: [Messages.floats("fine_tuned", parameters.values, count: parameters.count, shape: [parameters.count])])
         guard let bytes = try? codec.encode(message) else { return }
@@ -170,7 +173,7 @@ public final class Learner {
             guard message.policyVersion == policyVersion else { dropped["stale_version", default: 0] += 1; continue }
             let segment: Segment
             do {
-                segment = try Segment(message: message, observationWidth: observationWidth, chainWidth: config.denoising.chainWidth,
+                segment = try Segment(message: message, observationWidth: observationWidth, chainWidth: config.recordWidth,
                                       environments: perActor, maxSteps: steps)
             } catch let error as SegmentError {
                 dropped[error.reason, default: 0] += 1; continue
@@ -191,14 +194,14 @@ public final class Learner {
     }
 
     func place(_ segment: Segment) {
-        let e = segment.environments, o = observationWidth, c = config.denoising.chainWidth
+        let e = segment.environments, o = observationWidth, c = config.recordWidth
         for step in 0..<segment.steps {
             for environment in 0..<e {
                 let source = step * e + environment
                 let stream = segment.actorIndex * e + environment
                 let row = batch.row(stream: stream, step: segment.stepOffset + step)
                 segment.observations.withUnsafeBufferPointer { batch.observations.row(row).update(from: $0.baseAddress! + source * o, count: o) }
-                segment.chains.withUnsafeBufferPointer { batch.chains.row(row).update(from: $0.baseAddress! + source * c, count: c) }
+                segment.chains.withUnsafeBufferPointer { batch.records.row(row).update(from: $0.baseAddress! + source * c, count: c) }
                 batch.rewards[row] = segment.rewards[source]
                 batch.terminated[row] = segment.terminated[source]
                 batch.truncated[row] = segment.truncated[source]
@@ -221,8 +224,8 @@ public final class Learner {
 
     func saveCheckpoint(name: String, iteration: Int, evalReturn: Double) throws {
         let info = CheckpointInfo(kind: "finetune", iteration: iteration, policyVersion: policyVersion, environmentSteps: environmentSteps,
-                                  network: policy.base.shape, denoising: policy.settings, actorOptimizerStep: update.actorOptimizer.step,
+                                  model: model, normalization: normalization, actorOptimizerStep: update.actorOptimizer.step,
                                   criticOptimizerStep: update.criticOptimizer.step, rewardScaler: update.rewardScaler, evalReturn: evalReturn)
-        try Checkpoint.save(policy: policy, update: update, info: info, to: run.checkpoints.appendingPathComponent("\(name).safetensors"))
+        try Checkpoint.save(model: model, update: update, info: info, to: run.checkpoints.appendingPathComponent("\(name).safetensors"))
     }
 }

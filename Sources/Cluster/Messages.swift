@@ -1,4 +1,5 @@
 import Foundation
+import Datasets
 import Tensors
 import Transport
 
@@ -24,6 +25,25 @@ enum Messages {
 
     static func bytes(_ name: String, _ values: [UInt8], shape: [Int]) -> WireTensor {
         WireTensor(name: name, dtype: .uint8, shape: shape, bytes: values)
+    }
+
+    /// The policy's observation/action normalisation, sent in `welcome` so actors map observations and actions
+    /// exactly as the policy was trained (none: the task's declared bounds).
+    static func normalizationTensors(_ normalization: Normalization?) -> [WireTensor] {
+        guard let normalization else { return [] }
+        return [("normalization.obs_min", normalization.obsMin), ("normalization.obs_max", normalization.obsMax),
+                ("normalization.action_min", normalization.actionMin), ("normalization.action_max", normalization.actionMax)]
+            .map { name, values in values.withUnsafeBufferPointer { floats(name, $0.baseAddress!, count: values.count, shape: [values.count]) } }
+    }
+
+    static func readNormalization(_ message: WireMessage) throws -> Normalization? {
+        guard message.tensors.contains(where: { $0.name == "normalization.obs_min" }) else { return nil }
+        let normalization = Normalization(obsMin: try message.tensor(named: "normalization.obs_min").floats(),
+                                          obsMax: try message.tensor(named: "normalization.obs_max").floats(),
+                                          actionMin: try message.tensor(named: "normalization.action_min").floats(),
+                                          actionMax: try message.tensor(named: "normalization.action_max").floats())
+        try normalization.validate()
+        return normalization
     }
 }
 

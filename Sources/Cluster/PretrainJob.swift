@@ -1,24 +1,37 @@
 import Foundation
 import Algorithms
+import Datasets
 import Diffusion
 import Tensors
 
-/// `dppo pretrain`: behaviour cloning of the diffusion policy on scripted demonstrations, with progress
-/// and an ETA; writes a checkpoint whose EMA weights fine-tuning starts from.
+/// `dppo pretrain`: behaviour cloning of the configured policy (diffusion or Gaussian) on the configured dataset,
+/// with progress and an ETA; writes a checkpoint whose EMA weights fine-tuning starts from, together with the
+/// dataset's normalisation (which actors and evaluation apply).
 public func runPretraining(config: RunConfig, output: URL, log: (String) -> Void = Cluster.log) throws -> URL {
     BLAS.setThreads(config.cluster.learnerThreads)
     let started = Date()
-    let (dataset, demonstratorReturn) = try collectDemonstrations(config: config, seed: config.seed &+ 99)
-    log(String(format: "pretrain: %d (observation, chunk) pairs from %d demonstrations, demonstrator return %.1f",
-               dataset.count, config.pretrain.demonstrationEpisodes, demonstratorReturn))
-    let policy = DiffusionPolicy(settings: config.denoising, network: config.networkShape)
+    let data = try loadPretrainingData(config: config)
+    let normalization = try data.normalization ?? Normalization(dataset: data)
+    let dataset = try data.chunkDataset(conditionSteps: config.environment.conditionSteps, horizonSteps: config.environment.horizonSteps,
+                                        normalization: normalization)
+    let summary = data.summary()
+    log(String(format: "pretrain: %d (observation, chunk) windows from %d episodes (%@), episode return %@",
+               dataset.count, summary.episodeCount, data.metadata["source"] ?? config.pretrain.dataset,
+               summary.episodeReturn.map { String(format: "%.1f", $0.mean) } ?? "n/a"))
+    let model = PolicyModel(config: config)
     var random = Philox(seed: config.seed, stream: 0x1417)
-    policy.initialize(random: &random)
-    let trainer = DiffusionPretrainer(policy: policy, settings: config.pretrain.settings, seed: config.seed)
+    model.initialize(random: &random)
+    let objective: BehaviourCloningObjective
+    switch model {
+    case .diffusion(let policy): objective = DiffusionBehaviourCloning(policy: policy)
+    case .gaussian(let policy): objective = GaussianBehaviourCloning(policy: policy)
+    }
+    let trainer = Pretrainer(objective: objective, settings: config.pretrain.settings, seed: config.seed)
     let epochs = config.pretrain.settings.epochs
     var lastReport = Date.distantPast
     for epoch in 0..<epochs {
         let loss = trainer.trainEpoch(dataset, epoch: epoch)
+        guard loss.isFinite else { throw ConfigError("pretrain: the loss became \(loss) in epoch \(epoch + 1); lower pretrain.learning_rate") }
         if Date().timeIntervalSince(lastReport) > 5 || epoch + 1 == epochs {
             lastReport = Date()
             let elapsed = Date().timeIntervalSince(started)
@@ -27,12 +40,11 @@ public func runPretraining(config: RunConfig, output: URL, log: (String) -> Void
                        Double(trainer.optimizer.learningRate), elapsed, eta))
         }
     }
-    trainer.finish()
+    trainer.finish(into: [model.baseParameters, model.trainableParameters])
     let url = output.appendingPathComponent("pretrained.safetensors")
-    let info = CheckpointInfo(kind: "pretrain", iteration: epochs, policyVersion: 0, environmentSteps: 0, network: policy.base.shape,
-                              denoising: policy.settings, actorOptimizerStep: trainer.optimizer.step, criticOptimizerStep: nil,
-                              rewardScaler: nil, evalReturn: nil)
-    try Checkpoint.save(policy: policy, update: nil, info: info, to: url)
+    let info = CheckpointInfo(kind: "pretrain", iteration: epochs, policyVersion: 0, environmentSteps: 0, model: model, normalization: normalization,
+                              actorOptimizerStep: trainer.optimizer.step)
+    try Checkpoint.save(model: model, update: nil, info: info, to: url)
     log(String(format: "pretrain: wrote %@ in %.0f s", url.path, Date().timeIntervalSince(started)))
     return url
 }

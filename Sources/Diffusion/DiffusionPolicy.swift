@@ -2,85 +2,19 @@ import Foundation
 import Networks
 import Tensors
 
-/// Denoising settings of a diffusion policy (dppo.md §1, §4.2–4.4); keys follow the reference's config names.
-public struct DenoisingSettings: Sendable, Equatable, Codable {
-    /// K: denoising steps in pre-training and fine-tuning.
-    public var denoisingSteps: Int
-    /// K′: the last K′ steps use (and train) the fine-tuned network; the first K − K′ use the frozen base.
-    public var fineTunedSteps: Int
-    /// Tp: rows of the predicted action chunk.
-    public var horizonSteps: Int
-    /// Ta: rows executed in the environment and scored in the likelihood.
-    public var actSteps: Int
-    public var actionDim: Int
-    /// Std floor while sampling rollouts (σ_min_exp).
-    public var minSamplingStd: Double
-    /// Std floor in the likelihood (σ_min_prob).
-    public var minLogProbStd: Double
-    /// Clamp on the unit noise z.
-    public var randnClip: Double
-    /// Clamp on x̂₀.
-    public var denoisedClip: Double
-
-    public init(denoisingSteps: Int = 20, fineTunedSteps: Int = 10, horizonSteps: Int = 4, actSteps: Int = 4, actionDim: Int,
-                minSamplingStd: Double = 0.1, minLogProbStd: Double = 0.1, randnClip: Double = 3, denoisedClip: Double = 1) {
-        self.denoisingSteps = denoisingSteps
-        self.fineTunedSteps = fineTunedSteps
-        self.horizonSteps = horizonSteps
-        self.actSteps = actSteps
-        self.actionDim = actionDim
-        self.minSamplingStd = minSamplingStd
-        self.minLogProbStd = minLogProbStd
-        self.randnClip = randnClip
-        self.denoisedClip = denoisedClip
-    }
-
-    /// Flattened chunk width Tp·Da.
-    public var chunkWidth: Int { horizonSteps * actionDim }
-    /// Values per recorded chain: (K′+1)·Tp·Da.
-    public var chainWidth: Int { (fineTunedSteps + 1) * chunkWidth }
-
-    public func validate() throws {
-        func require(_ condition: Bool, _ message: String) throws {
-            if !condition { throw DiffusionError.invalidSettings(message) }
-        }
-        try require(denoisingSteps >= 1, "denoising_steps must be ≥ 1 (got \(denoisingSteps))")
-        try require(fineTunedSteps >= 1 && fineTunedSteps <= denoisingSteps, "ft_denoising_steps must be in 1…denoising_steps (got \(fineTunedSteps))")
-        try require(actSteps >= 1 && actSteps <= horizonSteps, "act_steps must be in 1…horizon_steps (got \(actSteps) with horizon \(horizonSteps))")
-        try require(actionDim >= 1, "action_dim must be ≥ 1")
-        try require(minSamplingStd >= 0 && minLogProbStd > 0, "min_sampling_denoising_std must be ≥ 0 and min_logprob_denoising_std > 0")
-    }
-}
-
-public enum DiffusionError: Error, CustomStringConvertible {
-    case invalidSettings(String)
-    public var description: String {
-        switch self { case .invalidSettings(let message): return "invalid diffusion settings: \(message)" }
-    }
-}
-
-/// How a chain is sampled (dppo.md §1.4).
-public enum SamplingMode: Sendable {
-    /// Rollouts for fine-tuning: std = max(σ_t, σ_min_exp) at every step.
-    case exploration
-    /// Evaluation: std = max(σ_t, 1e−3) for t > 0 and 0 at t = 0.
-    case deterministic
-}
-
-/// A DDPM diffusion policy split into a frozen base network (steps t ≥ K′) and a fine-tuned copy
+/// A diffusion policy split into a frozen base network (steps t ≥ K′) and a fine-tuned copy
 /// (steps t < K′), with chain sampling for actors and transition log-likelihoods for the learner.
+/// DDPM and DDIM differ only in the per-step coefficients (`ReverseStepTable`).
 public final class DiffusionPolicy {
     public let settings: DenoisingSettings
     public let schedule: NoiseSchedule
     public let base: DiffusionMLP
     public let fineTuned: DiffusionMLP
-
-    // Float32 copies of the per-step coefficients.
-    let recipAlpha: [Float], recipMinusOne: [Float], coefficient1: [Float], coefficient2: [Float]
-    let samplingStd: [Float], deterministicStd: [Float], likelihoodStd: [Float]
+    let steps: ReverseStepTable
 
     // Sampling buffers, reused across calls.
     let current: Matrix
+    let stepNoise: Matrix
     var timestepRow: [Float] = []
 
     // Likelihood buffers for the last `transitionLogProbabilities` call (needed by its backward).
@@ -90,7 +24,6 @@ public final class DiffusionPolicy {
     var likelihoodMeans: [Float] = []
     var likelihoodClampMask: [UInt8] = []
     var denoisedClampMask: [UInt8] = []
-    var elementLogProbabilities: [Float] = []
 
     public init(settings: DenoisingSettings, network: DiffusionMLPShape) {
         precondition(network.chunkWidth == settings.chunkWidth, "network chunk width \(network.chunkWidth) ≠ Tp·Da \(settings.chunkWidth)")
@@ -99,14 +32,9 @@ public final class DiffusionPolicy {
         self.schedule = schedule
         base = DiffusionMLP(shape: network)
         fineTuned = DiffusionMLP(shape: network)
-        recipAlpha = schedule.sqrtRecipAlphasCumulative.map(Float.init)
-        recipMinusOne = schedule.sqrtRecipMinusOneAlphasCumulative.map(Float.init)
-        coefficient1 = schedule.posteriorMeanCoefficient1.map(Float.init)
-        coefficient2 = schedule.posteriorMeanCoefficient2.map(Float.init)
-        samplingStd = (0..<settings.denoisingSteps).map { Float(max(schedule.posteriorStd($0), settings.minSamplingStd)) }
-        deterministicStd = (0..<settings.denoisingSteps).map { $0 == 0 ? 0 : Float(max(schedule.posteriorStd($0), 1e-3)) }
-        likelihoodStd = (0..<settings.denoisingSteps).map { Float(max(schedule.posteriorStd($0), settings.minLogProbStd)) }
+        steps = ReverseStepTable(settings: settings, schedule: schedule)
         current = Matrix(rows: 0, columns: settings.chunkWidth)
+        stepNoise = Matrix(rows: 0, columns: settings.chunkWidth)
         likelihoodOutputs = Matrix(rows: 0, columns: settings.chunkWidth)
         epsilonGradient = Matrix(rows: 0, columns: settings.chunkWidth)
     }
@@ -117,40 +45,60 @@ public final class DiffusionPolicy {
         fineTuned.parameters.copy(from: base.parameters)
     }
 
-    /// The network that runs denoising step t.
+    /// The network that runs sampling step t (t counts down from S−1 to 0).
     @inline(__always)
     public func network(forStep t: Int) -> DiffusionMLP { t >= settings.fineTunedSteps ? base : fineTuned }
+
+    /// The network's time input at step t: t for DDPM, the DDIM timestep τ_t for DDIM.
+    public func networkTime(step t: Int) -> Float { steps.networkTime[t] }
+
+    /// Nominal, sampling and likelihood std of step t (dppo.md §1.4–1.5), for diagnostics and tests.
+    public func standardDeviations(step t: Int) -> (sampling: Float, likelihood: Float, deterministic: Float) {
+        (steps.samplingStd[t], steps.likelihoodStd[t], steps.deterministicStd[t])
+    }
+
+    /// Samples one chain per observation row and records its last K′+1 iterates, drawing noise from `random`.
+    public func sampleChains(observations: Matrix, mode: SamplingMode, random: inout Philox, chains: Matrix, useBasePolicy: Bool = false) {
+        sampleChains(observations: observations, mode: mode, chains: chains, useBasePolicy: useBasePolicy) { random.fillNormal($0, count: $1) }
+    }
 
     /// Samples one chain per observation row and records its last K′+1 iterates.
     ///
     /// - observations: [B, To·Do], normalised.
     /// - chains: resized to [B, (K′+1)·Tp·Da]; entry j of row b is chain[j] (dppo.md §0), entry K′ is the action chunk.
-    public func sampleChains(observations: Matrix, mode: SamplingMode, random: inout Philox, chains: Matrix) {
+    /// - useBasePolicy: run every step with the frozen base network (the BC regulariser's teacher chains).
+    /// - noise: fills `count` standard normals; called for the initial x (B·Tp·Da values) and then once per
+    ///   sampling step in sampling order, deterministic mode included. The policy clamps them to ±randn_clip.
+    public func sampleChains(observations: Matrix, mode: SamplingMode, chains: Matrix, useBasePolicy: Bool = false,
+                             noise: (UnsafeMutablePointer<Float>, Int) -> Void) {
         let batch = observations.rows
-        let width = settings.chunkWidth
-        let k = settings.denoisingSteps, kPrime = settings.fineTunedSteps
+        let count = batch * settings.chunkWidth
+        let stepCount = settings.samplingSteps, kPrime = settings.fineTunedSteps
         current.resize(rows: batch)
-        random.fillNormal(current.data, count: current.count)
+        stepNoise.resize(rows: batch)
+        noise(current.data, count)
         chains.resize(rows: batch)
         precondition(chains.columns == settings.chainWidth)
         if timestepRow.count < batch { timestepRow = [Float](repeating: 0, count: batch) }
         var recorded = 0
-        if kPrime == k { record(into: chains, slot: recorded); recorded += 1 }
+        if kPrime == stepCount { record(into: chains, slot: recorded); recorded += 1 }
         let noiseClip = Float(settings.randnClip), clip = Float(settings.denoisedClip)
-        for t in stride(from: k - 1, through: 0, by: -1) {
-            for index in 0..<batch { timestepRow[index] = Float(t) }
+        let deterministic = mode == .deterministic
+        for t in stride(from: stepCount - 1, through: 0, by: -1) {
+            for index in 0..<batch { timestepRow[index] = steps.networkTime[t] }
+            let stepNetwork = useBasePolicy ? base : network(forStep: t)
             let epsilon = timestepRow.withUnsafeBufferPointer {
-                network(forStep: t).forward(noisyChunk: current, timesteps: $0.baseAddress!, observation: observations)
+                stepNetwork.forward(noisyChunk: current, timesteps: $0.baseAddress!, observation: observations)
             }
-            let std = mode == .exploration ? samplingStd[t] : deterministicStd[t]
-            let s1 = recipAlpha[t], s2 = recipMinusOne[t], c1 = coefficient1[t], c2 = coefficient2[t]
-            let x = current.data, e = epsilon.data
-            for element in 0..<batch * width {
+            noise(stepNoise.data, count)
+            let std = deterministic ? steps.deterministicStd[t] : steps.samplingStd[t]
+            let s1 = steps.s1[t], s2 = steps.s2[t]
+            let c1 = deterministic ? steps.deterministicC1[t] : steps.c1[t], c2 = deterministic ? steps.deterministicC2[t] : steps.c2[t]
+            let x = current.data, e = epsilon.data, z = stepNoise.data
+            for element in 0..<count {
                 let denoised = min(max(s1 * x[element] - s2 * e[element], -clip), clip)
                 let mean = c1 * denoised + c2 * x[element]
-                var noise: Float = 0
-                if std > 0 { noise = min(max(random.normal(), -noiseClip), noiseClip) }
-                x[element] = mean + std * noise
+                x[element] = mean + std * min(max(z[element], -noiseClip), noiseClip)
             }
             if t <= kPrime && recorded <= kPrime { record(into: chains, slot: recorded); recorded += 1 }
         }
@@ -166,7 +114,7 @@ public final class DiffusionPolicy {
     /// Log-likelihood of N fine-tuned transitions under the fine-tuned network (dppo.md §4.4):
     /// mean over the first Ta rows of clamp(log N(output; μ_θ(input, t, o), σ̃_t²), −5, 2).
     ///
-    /// - inputs: chain[j] rows [N, Tp·Da]; outputs: chain[j+1] rows; timesteps: t = K′−1−j per row;
+    /// - inputs: chain[j] rows [N, Tp·Da]; outputs: chain[j+1] rows; timesteps: step index t = K′−1−j per row;
     ///   observations: [N, To·Do]; result: N values.
     /// The values needed by `backwardTransitionLogProbabilities` are kept until the next call.
     public func transitionLogProbabilities(inputs: Matrix, outputs: Matrix, timesteps: [Int], observations: Matrix, into result: UnsafeMutablePointer<Float>) {
@@ -176,7 +124,10 @@ public final class DiffusionPolicy {
         likelihoodTimesteps = timesteps
         likelihoodOutputs.copy(from: outputs)
         if timestepRow.count < count { timestepRow = [Float](repeating: 0, count: count) }
-        for index in 0..<count { timestepRow[index] = Float(timesteps[index]) }
+        for index in 0..<count {
+            precondition(timesteps[index] >= 0 && timesteps[index] < settings.fineTunedSteps, "transition step \(timesteps[index]) is not a fine-tuned step")
+            timestepRow[index] = steps.networkTime[timesteps[index]]
+        }
         let epsilon = timestepRow.withUnsafeBufferPointer {
             fineTuned.forward(noisyChunk: inputs, timesteps: $0.baseAddress!, observation: observations)
         }
@@ -184,15 +135,13 @@ public final class DiffusionPolicy {
             likelihoodMeans = [Float](repeating: 0, count: count * width)
             likelihoodClampMask = [UInt8](repeating: 0, count: count * width)
             denoisedClampMask = [UInt8](repeating: 0, count: count * width)
-            elementLogProbabilities = [Float](repeating: 0, count: count * width)
         }
         let clip = Float(settings.denoisedClip)
         let halfLogTwoPi = Float(0.5 * log(2 * Double.pi))
         for row in 0..<count {
             let t = timesteps[row]
-            precondition(t >= 0 && t < settings.fineTunedSteps, "transition timestep \(t) is not a fine-tuned step")
-            let s1 = recipAlpha[t], s2 = recipMinusOne[t], c1 = coefficient1[t], c2 = coefficient2[t]
-            let std = likelihoodStd[t], logStd = logf(std), inverseVariance = 1 / (std * std)
+            let s1 = steps.s1[t], s2 = steps.s2[t], c1 = steps.c1[t], c2 = steps.c2[t]
+            let std = steps.likelihoodStd[t], logStd = logf(std), inverseVariance = 1 / (std * std)
             let x = inputs.row(row), e = epsilon.row(row), next = outputs.row(row)
             var sum: Float = 0
             for element in 0..<width {
@@ -219,14 +168,14 @@ public final class DiffusionPolicy {
         epsilonGradient.fill(0)
         for row in 0..<count {
             let t = likelihoodTimesteps[row]
-            let s2 = recipMinusOne[t], c1 = coefficient1[t]
-            let std = likelihoodStd[t], inverseVariance = 1 / (std * std)
+            let s2 = steps.s2[t], c1 = steps.c1[t]
+            let std = steps.likelihoodStd[t], inverseVariance = 1 / (std * std)
             let upstream = gradient[row] / Float(scored)
             let next = likelihoodOutputs.row(row), destination = epsilonGradient.row(row)
             for element in 0..<scored {
                 let flat = row * width + element
                 guard likelihoodClampMask[flat] == 1, denoisedClampMask[flat] == 1 else { continue }
-                // dℓ/dμ = (x′ − μ)/σ̃²;  dμ/dε̂ = c1·(−√(1/ᾱ − 1)) inside the x̂₀ clamp.
+                // dℓ/dμ = (x′ − μ)/σ̃²;  dμ/dε̂ = c1·(−s2) inside the x̂₀ clamp, 0 outside (DDIM's ε̂′ then no longer depends on ε̂).
                 let dLogDMean = (next[element] - likelihoodMeans[flat]) * inverseVariance
                 destination[element] = upstream * dLogDMean * c1 * (-s2)
             }

@@ -46,7 +46,7 @@ final class AdvantageTests: XCTestCase {
     }
 
     func testClipScheduleAndDenoisingDiscount() {
-        var hyperparameters = DPPOHyperparameters()
+        var hyperparameters = PPOHyperparameters()
         hyperparameters.clipCoefficient = 0.01
         hyperparameters.clipCoefficientBase = 0.001
         hyperparameters.clipCoefficientRate = 3

@@ -24,12 +24,12 @@ final class ClusterRunTests: XCTestCase {
     }
 
     func writeRandomPolicy(config: RunConfig, to directory: URL) throws -> URL {
-        let policy = DiffusionPolicy(settings: config.denoising, network: config.networkShape)
+        let model = PolicyModel(config: config)
         var random = Philox(seed: 1)
-        policy.initialize(random: &random)
+        model.initialize(random: &random)
         let url = directory.appendingPathComponent("start.safetensors")
-        try Checkpoint.save(policy: policy, update: nil, info: CheckpointInfo(kind: "pretrain", iteration: 0, policyVersion: 0, environmentSteps: 0,
-                                                                              network: policy.base.shape, denoising: policy.settings), to: url)
+        try Checkpoint.save(model: model, update: nil, info: CheckpointInfo(kind: "pretrain", iteration: 0, policyVersion: 0, environmentSteps: 0,
+                                                                            model: model, normalization: nil), to: url)
         return url
     }
 

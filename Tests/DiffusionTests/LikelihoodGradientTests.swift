@@ -8,7 +8,16 @@ import Tensors
 /// [−5, 2] clamp and the mean over Ta rows) against central differences of a Float64 re-implementation.
 final class LikelihoodGradientTests: XCTestCase {
     func testTransitionLogProbabilityGradient() {
-        let settings = DenoisingSettings(denoisingSteps: 10, fineTunedSteps: 5, horizonSteps: 3, actSteps: 2, actionDim: 2)
+        checkGradient(settings: DenoisingSettings(denoisingSteps: 10, fineTunedSteps: 5, horizonSteps: 3, actSteps: 2, actionDim: 2))
+    }
+
+    /// DDIM (K 100, S 5, η 1): the reference's x̂₀ → clamp → ε̂′ recomputation → μ = √a′·x̂₀ + d·ε̂′, written out in Float64.
+    func testDDIMTransitionLogProbabilityGradient() {
+        checkGradient(settings: DenoisingSettings(denoisingSteps: 100, fineTunedSteps: 5, horizonSteps: 3, actSteps: 2, actionDim: 2,
+                                                  useDDIM: true, ddimSteps: 5, eta: 1))
+    }
+
+    func checkGradient(settings: DenoisingSettings) {
         let shape = DiffusionMLPShape(actionDim: 2, horizonSteps: 3, observationDim: 3, timeDim: 8, mlpDims: [16, 16, 16], activation: .mish)
         let policy = DiffusionPolicy(settings: settings, network: shape)
         var random = Philox(seed: 21)
@@ -31,18 +40,29 @@ final class LikelihoodGradientTests: XCTestCase {
         weights.withUnsafeBufferPointer { policy.backwardTransitionLogProbabilities(gradient: $0.baseAddress!) }
 
         let schedule = policy.schedule
+        let ratio = settings.useDDIM ? settings.denoisingSteps / settings.ddimSteps : 1
+        // The reference's reverse step in Float64: (mean, nominal σ) for step t given x and ε̂.
+        func referenceStep(_ t: Int, _ x: Double, _ epsilon: Double) -> (mean: Double, sigma: Double) {
+            guard settings.useDDIM else {
+                let denoised = min(max(schedule.sqrtRecipAlphasCumulative[t] * x - schedule.sqrtRecipMinusOneAlphasCumulative[t] * epsilon, -1), 1)
+                return (schedule.posteriorMeanCoefficient1[t] * denoised + schedule.posteriorMeanCoefficient2[t] * x, schedule.posteriorStd(t))
+            }
+            let a = schedule.alphasCumulative[t * ratio], previous = t == 0 ? 1 : schedule.alphasCumulative[(t - 1) * ratio]
+            let denoised = min(max((x - (1 - a).squareRoot() * epsilon) / a.squareRoot(), -1), 1)
+            let recomputed = (x - a.squareRoot() * denoised) / (1 - a).squareRoot()
+            let sigma = max(settings.eta * ((1 - previous) / (1 - a) * (1 - a / previous)).squareRoot(), 1e-10)
+            return (previous.squareRoot() * denoised + max(1 - previous - sigma * sigma, 0).squareRoot() * recomputed, sigma)
+        }
         func referenceLoss() -> Double {
-            let epsilon = ReferenceForward.diffusionMLP(policy.fineTuned, chunk: inputs, timesteps: timesteps.map(Double.init), observation: observations)
+            let epsilon = ReferenceForward.diffusionMLP(policy.fineTuned, chunk: inputs, timesteps: timesteps.map { Double($0 * ratio) }, observation: observations)
             var total = 0.0
             for row in 0..<count {
                 let t = timesteps[row]
-                let std = max(schedule.posteriorStd(t), settings.minLogProbStd)
                 var sum = 0.0
                 for element in 0..<(settings.actSteps * settings.actionDim) {
-                    let x = Double(inputs[row, element])
-                    let denoised = min(max(schedule.sqrtRecipAlphasCumulative[t] * x - schedule.sqrtRecipMinusOneAlphasCumulative[t] * epsilon[row][element], -1), 1)
-                    let mean = schedule.posteriorMeanCoefficient1[t] * denoised + schedule.posteriorMeanCoefficient2[t] * x
-                    let d = Double(outputs[row, element]) - mean
+                    let step = referenceStep(t, Double(inputs[row, element]), epsilon[row][element])
+                    let std = max(step.sigma, settings.minLogProbStd)
+                    let d = Double(outputs[row, element]) - step.mean
                     let logProbability = -d * d / (2 * std * std) - log(std) - 0.5 * log(2 * Double.pi)
                     sum += min(max(logProbability, -5), 2)
                 }

@@ -115,4 +115,62 @@ final class ScheduleTests: XCTestCase {
         let action = settings.fineTunedSteps * settings.chunkWidth
         for row in 0..<3 { for column in 0..<settings.chunkWidth { XCTAssertLessThanOrEqual(abs(a[row, action + column]), 1) } }
     }
+
+    /// DDIM golden vectors (dppo.md §9, K 100, S 5): network times τ and σ(η = 1) per step index t = 0…4,
+    /// the 0.1 sampling floor, and deterministic sampling with std 0.
+    func testDDIMStepTableMatchesGoldenVectors() {
+        let settings = DenoisingSettings(denoisingSteps: 100, fineTunedSteps: 5, horizonSteps: 1, actSteps: 1, actionDim: 2,
+                                         minSamplingStd: 0.1, minLogProbStd: 1e-12, useDDIM: true, ddimSteps: 5, eta: 1)
+        let policy = DiffusionPolicy(settings: settings, network: DiffusionMLPShape(actionDim: 2, horizonSteps: 1, observationDim: 1, timeDim: 4, mlpDims: [4, 4, 4]))
+        let sigma = [1e-10, 0.025061614462, 0.295108594330, 0.513967448412, 0.737754795427]
+        for t in 0..<5 {
+            XCTAssertEqual(policy.networkTime(step: t), Float(20 * t))
+            let std = policy.standardDeviations(step: t)
+            XCTAssertEqual(Double(std.likelihood), sigma[t], accuracy: 1e-4 * max(sigma[t], 1e-6))
+            XCTAssertEqual(Double(std.sampling), max(sigma[t], 0.1), accuracy: 1e-6)
+            XCTAssertEqual(std.deterministic, 0)
+        }
+    }
+
+    /// With explicit noise, every recorded transition is exactly μ(chain[j]) + std·clamp(z) of the step that made it,
+    /// which pins the chain layout, the noise order and the step ↔ index mapping for DDPM and DDIM alike.
+    func testRecordedChainsReplayWithTheirNoise() {
+        let cases = [DenoisingSettings(denoisingSteps: 6, fineTunedSteps: 3, horizonSteps: 2, actSteps: 1, actionDim: 2),
+                     DenoisingSettings(denoisingSteps: 5, fineTunedSteps: 5, horizonSteps: 2, actSteps: 1, actionDim: 2),
+                     DenoisingSettings(denoisingSteps: 100, fineTunedSteps: 3, horizonSteps: 2, actSteps: 1, actionDim: 2, useDDIM: true, ddimSteps: 5),
+                     DenoisingSettings(denoisingSteps: 100, fineTunedSteps: 5, horizonSteps: 2, actSteps: 1, actionDim: 2, useDDIM: true, ddimSteps: 5)]
+        for settings in cases {
+            let width = settings.chunkWidth, batch = 3, kPrime = settings.fineTunedSteps
+            let policy = DiffusionPolicy(settings: settings, network: DiffusionMLPShape(actionDim: 2, horizonSteps: 2, observationDim: 3, timeDim: 4, mlpDims: [8, 8, 8], activation: .mish))
+            var random = Philox(seed: 17)
+            policy.initialize(random: &random)
+            let observations = Matrix(rows: batch, columns: 3)
+            random.fillNormal(observations.data, count: observations.count)
+            var drawn: [[Float]] = []
+            let chains = Matrix(rows: 0, columns: settings.chainWidth)
+            policy.sampleChains(observations: observations, mode: .exploration, chains: chains) { destination, count in
+                random.fillNormal(destination, count: count)
+                drawn.append(Array(UnsafeBufferPointer(start: destination, count: count)))
+            }
+            XCTAssertEqual(drawn.count, settings.samplingSteps + 1, "initial noise plus one draw per step")
+            if kPrime == settings.samplingSteps {
+                XCTAssertEqual((0..<width).map { chains[1, $0] }, Array(drawn[0][width..<(2 * width)]), "K′ = S records the initial noise first")
+            }
+            for j in 0..<kPrime {
+                let t = kPrime - 1 - j
+                let inputs = Matrix(rows: batch, columns: width), outputs = Matrix(rows: batch, columns: width)
+                for row in 0..<batch {
+                    inputs.row(row).update(from: chains.row(row) + j * width, count: width)
+                    outputs.row(row).update(from: chains.row(row) + (j + 1) * width, count: width)
+                }
+                var result = [Float](repeating: 0, count: batch)
+                policy.transitionLogProbabilities(inputs: inputs, outputs: outputs, timesteps: [Int](repeating: t, count: batch), observations: observations, into: &result)
+                let noise = drawn[settings.samplingSteps - t], std = policy.standardDeviations(step: t).sampling
+                for flat in 0..<(batch * width) {
+                    let expected = policy.likelihoodMeans[flat] + std * min(max(noise[flat], -3), 3)
+                    XCTAssertEqual(outputs.data[flat], expected, accuracy: 1e-5, "step \(t) element \(flat) (DDIM \(settings.useDDIM))")
+                }
+            }
+        }
+    }
 }

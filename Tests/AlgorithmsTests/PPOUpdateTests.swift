@@ -4,17 +4,17 @@ import Diffusion
 import Networks
 import Tensors
 
-final class DPPOUpdateTests: XCTestCase {
+final class PPOUpdateTests: XCTestCase {
     func makeBatch(policy: DiffusionPolicy, streams: Int, steps: Int, seed: UInt64) -> RolloutBatch {
-        let batch = RolloutBatch(streams: streams, steps: steps, observationWidth: 3, chainWidth: policy.settings.chainWidth)
+        let batch = RolloutBatch(streams: streams, steps: steps, observationWidth: 3, recordWidth: policy.settings.chainWidth)
         var random = Philox(seed: seed)
         random.fillUniform(batch.observations.data, count: batch.observations.count, low: -1, high: 1)
         random.fillUniform(batch.bootstrapObservations.data, count: batch.bootstrapObservations.count, low: -1, high: 1)
-        policy.sampleChains(observations: batch.observations, mode: .exploration, random: &random, chains: batch.chains)
+        policy.sampleChains(observations: batch.observations, mode: .exploration, random: &random, chains: batch.records)
         // Reward: how close the action's first coordinate is to the first observation coordinate.
         let action = policy.settings.fineTunedSteps * policy.settings.chunkWidth
         for row in 0..<batch.count {
-            let difference = batch.chains[row, action] - batch.observations[row, 0]
+            let difference = batch.records[row, action] - batch.observations[row, 0]
             batch.rewards[row] = -difference * difference
         }
         return batch
@@ -22,16 +22,16 @@ final class DPPOUpdateTests: XCTestCase {
 
     /// A small policy and critic (widths `width`), both initialised, and their DPPO update.
     func makeUpdate(denoisingSteps: Int, fineTunedSteps: Int, horizon: Int, width: Int, streams: Int,
-                    configure: (inout DPPOHyperparameters) -> Void) -> DPPOUpdate {
+                    configure: (inout PPOHyperparameters) -> Void) -> PPOUpdate {
         let settings = DenoisingSettings(denoisingSteps: denoisingSteps, fineTunedSteps: fineTunedSteps, horizonSteps: horizon, actSteps: horizon, actionDim: 1)
         let policy = DiffusionPolicy(settings: settings, network: DiffusionMLPShape(actionDim: 1, horizonSteps: horizon, observationDim: 3, timeDim: 8, mlpDims: [width, width, width]))
         var random = Philox(seed: 1)
         policy.initialize(random: &random)
         let critic = CriticMLP(observationDim: 3, mlpDims: [width, width, width])
         critic.initialize(random: &random)
-        var hyperparameters = DPPOHyperparameters()
+        var hyperparameters = PPOHyperparameters()
         configure(&hyperparameters)
-        return DPPOUpdate(policy: policy, critic: critic, hyperparameters: hyperparameters, streams: streams, seed: 2)
+        return PPOUpdate(policy: policy, critic: critic, hyperparameters: hyperparameters, streams: streams, seed: 2)
     }
 
     /// Statistics of an update are consistent with PPO's definitions: ratios start at 1, the clipped
@@ -42,7 +42,7 @@ final class DPPOUpdateTests: XCTestCase {
             $0.updateEpochs = 4
             $0.actorLearningRate = 1e-3
         }
-        let policy = update.policy
+        let policy = (update.actor as! DiffusionPPOActor).policy
         let before = Array(policy.fineTuned.parameters.valueBuffer)
         let base = Array(policy.base.parameters.valueBuffer)
         var valueLosses: [Double] = []
@@ -66,7 +66,7 @@ final class DPPOUpdateTests: XCTestCase {
             $0.batchSize = 100
             $0.criticWarmupIterations = 1
         }
-        let policy = update.policy, critic = update.critic
+        let policy = (update.actor as! DiffusionPPOActor).policy, critic = update.critic
         let before = Array(policy.fineTuned.parameters.valueBuffer)
         let criticBefore = Array(critic.parameters.valueBuffer)
         _ = update.update(batch: makeBatch(policy: policy, streams: 4, steps: 25, seed: 3), iteration: 0)
@@ -78,14 +78,14 @@ final class DPPOUpdateTests: XCTestCase {
     func testAdvantageQuantileClipping() {
         let settings = DenoisingSettings(denoisingSteps: 2, fineTunedSteps: 1, horizonSteps: 1, actSteps: 1, actionDim: 1)
         let policy = DiffusionPolicy(settings: settings, network: DiffusionMLPShape(actionDim: 1, horizonSteps: 1, observationDim: 3, timeDim: 4, mlpDims: [4, 4, 4]))
-        var hyperparameters = DPPOHyperparameters()
+        var hyperparameters = PPOHyperparameters()
         hyperparameters.advantageLowerQuantile = 0.1
         hyperparameters.advantageUpperQuantile = 0.85
-        let update = DPPOUpdate(policy: policy, critic: CriticMLP(observationDim: 3, mlpDims: [4, 4, 4]), hyperparameters: hyperparameters, streams: 1, seed: 1)
-        update.minibatchAdvantages = (0..<11).reversed().map(Float.init)
+        let update = PPOUpdate(policy: policy, critic: CriticMLP(observationDim: 3, mlpDims: [4, 4, 4]), hyperparameters: hyperparameters, streams: 1, seed: 1)
+        update.scratchAdvantages = (0..<11).reversed().map(Float.init)
         update.clipAdvantagesToQuantiles(count: 11)
-        XCTAssertEqual(update.minibatchAdvantages.max(), 8.5)
-        XCTAssertEqual(update.minibatchAdvantages.min(), 1)
-        XCTAssertEqual(update.minibatchAdvantages[5], 5)
+        XCTAssertEqual(update.scratchAdvantages.max(), 8.5)
+        XCTAssertEqual(update.scratchAdvantages.min(), 1)
+        XCTAssertEqual(update.scratchAdvantages[5], 5)
     }
 }

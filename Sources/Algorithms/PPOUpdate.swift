@@ -4,7 +4,7 @@ import Networks
 import Tensors
 
 /// DPPO hyperparameters (dppo.md §4.6, §4.10). Defaults are the reference's Gym fine-tuning values.
-public struct DPPOHyperparameters: Sendable, Equatable, Codable {
+public struct PPOHyperparameters: Sendable, Equatable, Codable {
     /// γ per decision (chunk) and GAE λ.
     public var gamma: Double = 0.99
     public var gaeLambda: Double = 0.95
@@ -15,6 +15,10 @@ public struct DPPOHyperparameters: Sendable, Equatable, Codable {
     public var clipCoefficientBase: Double = 0.001
     public var clipCoefficientRate: Double = 3
     public var valueCoefficient: Double = 0.5
+    /// Clip V_new to V_old ± this in the value loss (`clip_vloss_coef`; nil: the plain squared error).
+    public var clipValueCoefficient: Double? = nil
+    /// Weight of the behaviour-cloning regulariser of §4.7 (`bc_loss_coeff`; 0: off, as in every DPPO config).
+    public var bcCoefficient: Double = 0
     /// Stop the update phase when approx_kl exceeds this (nil: never).
     public var targetKL: Double? = 1
     public var updateEpochs: Int = 5
@@ -33,6 +37,10 @@ public struct DPPOHyperparameters: Sendable, Equatable, Codable {
     /// Normalised advantages are clamped to these quantiles of the minibatch (0 and 1: no clipping).
     public var advantageLowerQuantile: Double = 0
     public var advantageUpperQuantile: Double = 1
+    /// Cosine-with-warmup schedules of the actor and critic learning rates, stepped once per iteration
+    /// (`actor_lr_scheduler`, `critic_lr_scheduler`; nil: constant, which is what every reference config amounts to).
+    public var actorSchedule: LearningRateSchedule? = nil
+    public var criticSchedule: LearningRateSchedule? = nil
     /// Rows per forward pass when computing values and old log-probabilities.
     public var logProbabilityBatchSize: Int = 10_000
 
@@ -51,10 +59,28 @@ public struct DPPOHyperparameters: Sendable, Equatable, Codable {
     }
 }
 
+/// A `CosineAnnealingWarmupRestarts` schedule from the configured learning rate down to `minLearningRate` (dppo.md §4.9).
+public struct LearningRateSchedule: Sendable, Equatable, Codable {
+    public var firstCycleSteps: Int
+    public var warmupSteps: Int
+    public var minLearningRate: Double
+    public init(firstCycleSteps: Int, warmupSteps: Int, minLearningRate: Double) {
+        self.firstCycleSteps = firstCycleSteps
+        self.warmupSteps = warmupSteps
+        self.minLearningRate = minLearningRate
+    }
+    /// The learning rate after `step` scheduler steps when the peak is `maxLearningRate`.
+    public func learningRate(step: Int, maxLearningRate: Double) -> Double {
+        CosineWarmupSchedule(maxLearningRate: maxLearningRate, minLearningRate: minLearningRate,
+                             firstCycleSteps: firstCycleSteps, warmupSteps: warmupSteps).learningRate(step: step)
+    }
+}
+
 /// Diagnostics of one DPPO update, named as the reference logs them.
-public struct DPPOStatistics: Sendable, Equatable, Codable {
+public struct PPOStatistics: Sendable, Equatable, Codable {
     public var policyLoss = 0.0
     public var valueLoss = 0.0
+    public var bcLoss = 0.0
     public var approxKL = 0.0
     public var clipFraction = 0.0
     public var ratio = 0.0
@@ -63,64 +89,72 @@ public struct DPPOStatistics: Sendable, Equatable, Codable {
     public var criticGradientNorm = 0.0
     public var minibatches = 0
     public var stoppedEarly = false
+    public var actorLearningRate = 0.0
+    public var criticLearningRate = 0.0
     public var meanScaledReward = 0.0
     public var meanAdvantage = 0.0
     public init() {}
 }
 
-/// The DPPO learner's update (dppo.md §4.5–4.6): values, reward scaling, GAE, old log-probs,
-/// then PPO epochs over (decision × fine-tuned denoising step) pairs.
-public final class DPPOUpdate {
-    public let policy: DiffusionPolicy
+/// The learner's PPO update (dppo.md §4.5–4.6): values, reward scaling, GAE, old log-probs, then PPO epochs over
+/// (decision × likelihood term) pairs. With a diffusion policy the terms are its K′ fine-tuned denoising steps
+/// (DPPO); with a Gaussian policy there is one per decision (the baseline of §6).
+public final class PPOUpdate {
+    public let actor: PPOActor
     public let critic: CriticMLP
-    public var hyperparameters: DPPOHyperparameters
+    public var hyperparameters: PPOHyperparameters
     public let actorOptimizer: Adam
     public let criticOptimizer: Adam
     public var rewardScaler: RunningRewardScaler?
     public var random: Philox
+    /// Scheduler steps taken so far; the actor's only count iterations after the critic warm-up (dppo.md §8.14).
+    public var actorScheduleSteps = 0
+    public var criticScheduleSteps = 0
 
     // Per-iteration buffers (sized on first use, reused afterwards).
     var values: [Float] = [], nextValues: [Float] = [], advantages: [Float] = [], returns: [Float] = []
     var oldLogProbabilities: [Float] = []
     var permutation: [Int] = []
     // Per-minibatch buffers.
-    let transitionInputs: Matrix, transitionOutputs: Matrix, transitionObservations: Matrix
-    let criticObservations: Matrix, criticGradient: Matrix
-    var transitionTimesteps: [Int] = [], transitionChainIndex: [Int] = [], transitionSample: [Int] = []
-    var newLogProbabilities: [Float] = [], logProbabilityGradient: [Float] = [], minibatchAdvantages: [Float] = []
-    var uniqueSamples: [Int] = [], sampleMultiplicity: [Float] = [], sampleStamp: [Int] = []
-    var minibatchCounter = 0
+    public let minibatch: PPOMinibatch
+    let criticObservations: Matrix, criticGradient: Matrix, teacherObservations: Matrix
+    var newLogProbabilities: [Float] = [], logProbabilityGradient: [Float] = [], scratchAdvantages: [Float] = []
 
-    public init(policy: DiffusionPolicy, critic: CriticMLP, hyperparameters: DPPOHyperparameters, streams: Int, seed: UInt64) {
-        self.policy = policy
+    /// DPPO: PPO over the fine-tuned denoising steps of `policy`.
+    public convenience init(policy: DiffusionPolicy, critic: CriticMLP, hyperparameters: PPOHyperparameters, streams: Int, seed: UInt64) {
+        self.init(actor: DiffusionPPOActor(policy: policy), critic: critic, hyperparameters: hyperparameters, streams: streams, seed: seed)
+    }
+
+    public init(actor: PPOActor, critic: CriticMLP, hyperparameters: PPOHyperparameters, streams: Int, seed: UInt64) {
+        self.actor = actor
         self.critic = critic
         self.hyperparameters = hyperparameters
-        actorOptimizer = Adam(parameters: policy.fineTuned.parameters, learningRate: Float(hyperparameters.actorLearningRate),
+        actorOptimizer = Adam(parameters: actor.trainableParameters, learningRate: Float(hyperparameters.actorLearningRate),
                               weightDecay: Float(hyperparameters.actorWeightDecay), maxGradientNorm: hyperparameters.maxGradientNorm.map(Float.init))
         criticOptimizer = Adam(parameters: critic.parameters, learningRate: Float(hyperparameters.criticLearningRate),
                                weightDecay: Float(hyperparameters.criticWeightDecay))
         rewardScaler = hyperparameters.rewardScaleRunning ? RunningRewardScaler(streams: streams) : nil
         random = Philox(seed: seed, stream: 0xD990)
-        let width = policy.settings.chunkWidth
         let observationWidth = critic.observationDim
-        transitionInputs = Matrix(rows: 0, columns: width)
-        transitionOutputs = Matrix(rows: 0, columns: width)
-        transitionObservations = Matrix(rows: 0, columns: observationWidth)
+        minibatch = PPOMinibatch(observationWidth: observationWidth, chunkWidth: actor.termWidth)
         criticObservations = Matrix(rows: 0, columns: observationWidth)
         criticGradient = Matrix(rows: 0, columns: 1)
+        teacherObservations = Matrix(rows: 0, columns: observationWidth)
     }
 
     /// Runs the whole update for one iteration's batch. `iteration` gates the critic warm-up.
-    public func update(batch: RolloutBatch, iteration: Int) -> DPPOStatistics {
+    public func update(batch: RolloutBatch, iteration: Int) -> PPOStatistics {
         var statistics = prepare(batch: batch)
         let n = batch.count
-        let kPrime = policy.settings.fineTunedSteps
-        let pairs = n * kPrime
+        let pairs = n * actor.termsPerDecision
         // 5. PPO epochs over pairs.
         let minibatchSize = min(hyperparameters.batchSize, pairs)
         let minibatchCount = pairs / minibatchSize
         let actorSteps = iteration >= hyperparameters.criticWarmupIterations
-        var clipFractionSum = 0.0, policyLossSum = 0.0, valueLossSum = 0.0
+        applyLearningRateSchedules()
+        statistics.actorLearningRate = Double(actorOptimizer.learningRate)
+        statistics.criticLearningRate = Double(criticOptimizer.learningRate)
+        var clipFractionSum = 0.0, policyLossSum = 0.0, valueLossSum = 0.0, bcLossSum = 0.0
         epochs: for _ in 0..<hyperparameters.updateEpochs {
             random.permutation(&permutation, count: pairs)
             for minibatch in 0..<minibatchCount {
@@ -130,6 +164,7 @@ public final class DPPOUpdate {
                 clipFractionSum += result.clipFraction
                 policyLossSum += result.policyLoss
                 valueLossSum += result.valueLoss
+                bcLossSum += result.bcLoss
                 statistics.approxKL = result.approxKL
                 statistics.ratio = result.ratio
                 statistics.actorGradientNorm = result.actorGradientNorm
@@ -140,18 +175,29 @@ public final class DPPOUpdate {
                 }
             }
         }
+        if actorSteps { actorScheduleSteps += 1 }
+        criticScheduleSteps += 1
         let done = Double(max(statistics.minibatches, 1))
         statistics.clipFraction = clipFractionSum / done
         statistics.policyLoss = policyLossSum / done
         statistics.valueLoss = valueLossSum / done
+        statistics.bcLoss = bcLossSum / done
         return statistics
     }
 
+    func applyLearningRateSchedules() {
+        if let schedule = hyperparameters.actorSchedule {
+            actorOptimizer.learningRate = Float(schedule.learningRate(step: actorScheduleSteps, maxLearningRate: hyperparameters.actorLearningRate))
+        }
+        if let schedule = hyperparameters.criticSchedule {
+            criticOptimizer.learningRate = Float(schedule.learningRate(step: criticScheduleSteps, maxLearningRate: hyperparameters.criticLearningRate))
+        }
+    }
+
     /// Steps 1–4 of the update: values, reward scaling, GAE, and old log-probabilities of every transition.
-    public func prepare(batch: RolloutBatch) -> DPPOStatistics {
-        var statistics = DPPOStatistics()
+    public func prepare(batch: RolloutBatch) -> PPOStatistics {
+        var statistics = PPOStatistics()
         let n = batch.count
-        let kPrime = policy.settings.fineTunedSteps
         prepareBuffers(count: n)
 
         // 1. Values before the update, and the value of whatever follows each decision.
@@ -202,15 +248,12 @@ public final class DPPOUpdate {
         statistics.explainedVariance = explainedVariance(values: values, returns: returns, count: n)
 
         // 4. Old log-probabilities of every fine-tuned transition, with the weights that sampled them.
-        let pairs = n * kPrime
+        let pairs = n * actor.termsPerDecision
         var start = 0
         while start < pairs {
             let end = min(pairs, start + hyperparameters.logProbabilityBatchSize)
-            gatherTransitions(batch: batch, pairs: start..<end, fromPermutation: false)
-            oldLogProbabilities.withUnsafeMutableBufferPointer {
-                policy.transitionLogProbabilities(inputs: transitionInputs, outputs: transitionOutputs, timesteps: transitionTimesteps,
-                                                  observations: transitionObservations, into: $0.baseAddress! + start)
-            }
+            gatherMinibatch(batch: batch, pairs: start..<end, fromPermutation: false)
+            oldLogProbabilities.withUnsafeMutableBufferPointer { actor.logProbabilities(minibatch, into: $0.baseAddress! + start) }
             start = end
         }
 
@@ -220,107 +263,120 @@ public final class DPPOUpdate {
     /// One minibatch of the first `batchSize` pairs in a fresh permutation (benchmarks use this).
     @discardableResult
     public func trainOneMinibatch(batch: RolloutBatch) -> Double {
-        let pairs = batch.count * policy.settings.fineTunedSteps
+        let pairs = batch.count * actor.termsPerDecision
         random.permutation(&permutation, count: pairs)
         return updateMinibatch(batch: batch, range: 0..<min(hyperparameters.batchSize, pairs), stepActor: true).approxKL
     }
 
-    struct MinibatchResult {
-        var policyLoss = 0.0, valueLoss = 0.0, approxKL = 0.0, clipFraction = 0.0, ratio = 0.0
-        var actorGradientNorm = 0.0, criticGradientNorm = 0.0
+    func updateMinibatch(batch: RolloutBatch, range: Range<Int>, stepActor: Bool) -> PPOLossTerms {
+        gatherMinibatch(batch: batch, pairs: range)
+        let terms = computeLoss(minibatch, includeActor: stepActor)
+        if stepActor { actorOptimizer.update() }
+        criticOptimizer.update()
+        return terms
     }
 
-    func updateMinibatch(batch: RolloutBatch, range: Range<Int>, stepActor: Bool) -> MinibatchResult {
-        var result = MinibatchResult()
-        let size = range.count
-        let kPrime = policy.settings.fineTunedSteps
-        gatherTransitions(batch: batch, pairs: range, fromPermutation: true)
+    /// The DPPO loss of one minibatch and its gradients (dppo.md §4.6 steps 1–9):
+    /// L = L_pg + vf_coef·L_v (+ bc_coef·L_bc). Leaves ∂L/∂θ in the fine-tuned network's gradients (when
+    /// `includeActor`) and ∂L/∂φ in the critic's; steps no optimizer.
+    public func computeLoss(_ minibatch: PPOMinibatch, includeActor: Bool = true) -> PPOLossTerms {
+        var terms = PPOLossTerms()
+        let size = minibatch.count
+        if scratchAdvantages.count < size {
+            scratchAdvantages = [Float](repeating: 0, count: size)
+            newLogProbabilities = [Float](repeating: 0, count: size)
+            logProbabilityGradient = [Float](repeating: 0, count: size)
+        }
 
-        // Advantages: normalised over the minibatch (unbiased std) before the denoising discount.
+        // 1–3. Advantages: normalised over the minibatch (unbiased std), clipped to quantiles, then discounted by γ_d^t.
         var mean = 0.0
-        for slot in 0..<size { mean += Double(advantages[transitionSample[slot]]) }
+        for slot in 0..<size { mean += Double(minibatch.advantages[slot]) }
         mean /= Double(size)
         var variance = 0.0
-        for slot in 0..<size { let d = Double(advantages[transitionSample[slot]]) - mean; variance += d * d }
+        for slot in 0..<size { let d = Double(minibatch.advantages[slot]) - mean; variance += d * d }
         let std = (variance / Double(max(size - 1, 1))).squareRoot()
-        for slot in 0..<size {
-            minibatchAdvantages[slot] = Float((Double(advantages[transitionSample[slot]]) - mean) / (std + 1e-8))
-        }
+        for slot in 0..<size { scratchAdvantages[slot] = Float((Double(minibatch.advantages[slot]) - mean) / (std + 1e-8)) }
         clipAdvantagesToQuantiles(count: size)
         for slot in 0..<size {
-            minibatchAdvantages[slot] *= Float(hyperparameters.denoisingDiscount(chainIndex: transitionChainIndex[slot], fineTunedSteps: kPrime))
+            scratchAdvantages[slot] *= Float(actor.advantageScale(term: minibatch.terms[slot], hyperparameters: hyperparameters))
         }
 
-        // Policy loss: clipped surrogate on the ratio of mean transition log-likelihoods.
-        policy.fineTuned.parameters.zeroGradients()
-        newLogProbabilities.withUnsafeMutableBufferPointer {
-            policy.transitionLogProbabilities(inputs: transitionInputs, outputs: transitionOutputs, timesteps: transitionTimesteps,
-                                              observations: transitionObservations, into: $0.baseAddress!)
-        }
+        // 4–6. Clipped surrogate on the ratio of mean transition log-likelihoods.
+        actor.trainableParameters.zeroGradients()
+        newLogProbabilities.withUnsafeMutableBufferPointer { actor.logProbabilities(minibatch, into: $0.baseAddress!) }
         var klSum = 0.0, clipped = 0, ratioSum = 0.0, loss = 0.0
         for slot in 0..<size {
-            let pair = permutation[range.lowerBound + slot]
-            let logRatio = Double(newLogProbabilities[slot]) - Double(oldLogProbabilities[pair])
+            let logRatio = Double(newLogProbabilities[slot]) - Double(minibatch.oldLogProbabilities[slot])
             let ratio = exp(logRatio)
-            let epsilon = hyperparameters.clipCoefficient(chainIndex: transitionChainIndex[slot], fineTunedSteps: kPrime)
-            let advantage = Double(minibatchAdvantages[slot])
+            let epsilon = actor.clipCoefficient(term: minibatch.terms[slot], hyperparameters: hyperparameters)
+            let advantage = Double(scratchAdvantages[slot])
             let unclipped = -advantage * ratio
-            let clippedRatio = min(max(ratio, 1 - epsilon), 1 + epsilon)
-            let clippedLoss = -advantage * clippedRatio
+            let clippedLoss = -advantage * min(max(ratio, 1 - epsilon), 1 + epsilon)
             loss += max(unclipped, clippedLoss)
             let inside = ratio >= 1 - epsilon && ratio <= 1 + epsilon
-            // d/dℓ_new of max(−Âρ, −Â·clip(ρ)): −Âρ when the unclipped term is active, else 0.
+            // d/dℓ_new of max(−Âρ, −Â·clip(ρ)): −Âρ when the unclipped term is active (or both are), else 0.
             logProbabilityGradient[slot] = (inside || unclipped > clippedLoss) ? Float(-advantage * ratio / Double(size)) : 0
             klSum += (ratio - 1) - logRatio
             if abs(ratio - 1) > epsilon { clipped += 1 }
             ratioSum += ratio
         }
-        result.policyLoss = loss / Double(size)
-        result.approxKL = klSum / Double(size)
-        result.clipFraction = Double(clipped) / Double(size)
-        result.ratio = ratioSum / Double(size)
-        if stepActor {
-            logProbabilityGradient.withUnsafeBufferPointer { policy.backwardTransitionLogProbabilities(gradient: $0.baseAddress!) }
-            result.actorGradientNorm = actorOptimizer.update()
+        terms.policyLoss = loss / Double(size)
+        terms.approxKL = klSum / Double(size)
+        terms.clipFraction = Double(clipped) / Double(size)
+        terms.ratio = ratioSum / Double(size)
+        if includeActor {
+            logProbabilityGradient.withUnsafeBufferPointer { actor.backwardLogProbabilities(gradient: $0.baseAddress!) }
+            if hyperparameters.bcCoefficient > 0 {
+                let decisions = minibatch.distinctDecisions()
+                teacherObservations.resize(rows: decisions.count)
+                for (slot, first) in decisions.enumerated() {
+                    teacherObservations.row(slot).update(from: minibatch.observations.row(first.pair), count: critic.observationDim)
+                }
+                terms.bcLoss = actor.accumulateBehaviourCloningLoss(observations: teacherObservations, weights: decisions.map { $0.multiplicity / Float(size) },
+                                                                    coefficient: hyperparameters.bcCoefficient, random: &random)
+            }
+            terms.actorGradientNorm = actor.trainableParameters.gradientNorm()
         }
 
-        // Value loss ½·mean over pairs of (V − R)², evaluated once per distinct decision with its multiplicity.
-        uniqueSamples.removeAll(keepingCapacity: true)
-        minibatchCounter += 1
-        for slot in 0..<size {
-            let sample = transitionSample[slot]
-            if sampleStamp[sample] != minibatchCounter {
-                sampleStamp[sample] = minibatchCounter
-                sampleMultiplicity[sample] = 0
-                uniqueSamples.append(sample)
-            }
-            sampleMultiplicity[sample] += 1
-        }
-        criticObservations.resize(rows: uniqueSamples.count)
-        for (slot, sample) in uniqueSamples.enumerated() {
-            criticObservations.row(slot).update(from: batch.observations.row(sample), count: critic.observationDim)
+        // 7. Value loss ½·mean over pairs of (V − R)² (or its clipped form), evaluated once per distinct decision
+        //    with that decision's multiplicity: the same value and gradient as the per-pair form, with K′× fewer rows.
+        let decisions = minibatch.distinctDecisions()
+        criticObservations.resize(rows: decisions.count)
+        for (slot, first) in decisions.enumerated() {
+            criticObservations.row(slot).update(from: minibatch.observations.row(first.pair), count: critic.observationDim)
         }
         critic.parameters.zeroGradients()
         let predicted = critic.forward(criticObservations)
-        criticGradient.resize(rows: uniqueSamples.count)
+        criticGradient.resize(rows: decisions.count)
         var valueLoss = 0.0
         let scale = Float(hyperparameters.valueCoefficient) / Float(size)
-        for (slot, sample) in uniqueSamples.enumerated() {
-            let error = predicted.data[slot] - returns[sample]
-            valueLoss += 0.5 * Double(sampleMultiplicity[sample]) * Double(error * error)
-            criticGradient.data[slot] = scale * sampleMultiplicity[sample] * error
+        for (slot, first) in decisions.enumerated() {
+            let value = predicted.data[slot], target = minibatch.returns[first.pair]
+            var error = value - target
+            var squared = error * error
+            if let limit = hyperparameters.clipValueCoefficient.map(Float.init) {
+                let old = minibatch.oldValues[first.pair]
+                let clippedValue = old + min(max(value - old, -limit), limit)
+                let clippedError = clippedValue - target
+                if clippedError * clippedError > squared {
+                    squared = clippedError * clippedError
+                    error = abs(value - old) <= limit ? clippedError : 0
+                }
+            }
+            valueLoss += 0.5 * Double(first.multiplicity) * Double(squared)
+            criticGradient.data[slot] = scale * first.multiplicity * error
         }
-        result.valueLoss = valueLoss / Double(size)
+        terms.valueLoss = valueLoss / Double(size)
         critic.backward(input: criticObservations, outputGradient: criticGradient)
-        result.criticGradientNorm = criticOptimizer.update()
-        return result
+        terms.criticGradientNorm = critic.parameters.gradientNorm()
+        return terms
     }
 
     /// Clamps the minibatch's normalised advantages to their [lower, upper] quantiles (linear interpolation, as torch.quantile).
     func clipAdvantagesToQuantiles(count: Int) {
         let lower = hyperparameters.advantageLowerQuantile, upper = hyperparameters.advantageUpperQuantile
         guard lower > 0 || upper < 1 else { return }
-        let sorted = minibatchAdvantages[0..<count].sorted()
+        let sorted = scratchAdvantages[0..<count].sorted()
         func quantile(_ q: Double) -> Float {
             let position = q * Double(count - 1)
             let below = Int(position.rounded(.down)), above = min(below + 1, count - 1)
@@ -328,50 +384,36 @@ public final class DPPOUpdate {
             return sorted[below] + (sorted[above] - sorted[below]) * fraction
         }
         let low = quantile(lower), high = quantile(upper)
-        for slot in 0..<count { minibatchAdvantages[slot] = min(max(minibatchAdvantages[slot], low), high) }
+        for slot in 0..<count { scratchAdvantages[slot] = min(max(scratchAdvantages[slot], low), high) }
     }
 
-    /// Fills the transition matrices for pairs p in `pairs` (p → decision p / K′, chain index p % K′),
-    /// taken through the current permutation when `fromPermutation`.
-    func gatherTransitions(batch: RolloutBatch, pairs: Range<Int>, fromPermutation: Bool) {
-        let kPrime = policy.settings.fineTunedSteps
-        let width = policy.settings.chunkWidth
+    /// Fills `minibatch` with pairs p in `pairs` (p → decision p / terms, term p % terms), taken through the
+    /// current permutation when `fromPermutation`.
+    func gatherMinibatch(batch: RolloutBatch, pairs: Range<Int>, fromPermutation: Bool = true) {
+        let termCount = actor.termsPerDecision
         let observationWidth = critic.observationDim
-        let size = pairs.count
-        transitionInputs.resize(rows: size)
-        transitionOutputs.resize(rows: size)
-        transitionObservations.resize(rows: size)
-        if newLogProbabilities.count < size {
-            newLogProbabilities = [Float](repeating: 0, count: size)
-            logProbabilityGradient = [Float](repeating: 0, count: size)
-            minibatchAdvantages = [Float](repeating: 0, count: size)
-            transitionChainIndex = [Int](repeating: 0, count: size)
-            transitionSample = [Int](repeating: 0, count: size)
-        }
-        // The likelihood reads one timestep per transition row, so this array is exactly `size` long.
-        transitionTimesteps.removeAll(keepingCapacity: true)
-        for slot in 0..<size {
+        minibatch.resize(pairs.count)
+        for slot in 0..<pairs.count {
             let pair = fromPermutation ? permutation[pairs.lowerBound + slot] : pairs.lowerBound + slot
-            let sample = pair / kPrime, j = pair % kPrime
-            let chain = batch.chains.row(sample)
-            transitionInputs.row(slot).update(from: chain + j * width, count: width)
-            transitionOutputs.row(slot).update(from: chain + (j + 1) * width, count: width)
-            transitionObservations.row(slot).update(from: batch.observations.row(sample), count: observationWidth)
-            transitionTimesteps.append(kPrime - 1 - j)
-            transitionChainIndex[slot] = j
-            transitionSample[slot] = sample
+            let sample = pair / termCount, j = pair % termCount
+            actor.gather(record: batch.records.row(sample), term: j, slot: slot, into: minibatch)
+            minibatch.observations.row(slot).update(from: batch.observations.row(sample), count: observationWidth)
+            minibatch.terms.append(j)
+            minibatch.decisions.append(sample)
+            minibatch.returns.append(returns[sample])
+            minibatch.oldValues.append(values[sample])
+            minibatch.advantages.append(advantages[sample])
+            minibatch.oldLogProbabilities.append(oldLogProbabilities.isEmpty ? 0 : oldLogProbabilities[pair])
         }
     }
 
     func prepareBuffers(count n: Int) {
-        let pairs = n * policy.settings.fineTunedSteps
+        let pairs = n * actor.termsPerDecision
         if values.count != n {
             values = [Float](repeating: 0, count: n)
             nextValues = [Float](repeating: 0, count: n)
             advantages = [Float](repeating: 0, count: n)
             returns = [Float](repeating: 0, count: n)
-            sampleMultiplicity = [Float](repeating: 0, count: n)
-            sampleStamp = [Int](repeating: 0, count: n)
         }
         if oldLogProbabilities.count != pairs { oldLogProbabilities = [Float](repeating: 0, count: pairs) }
     }
