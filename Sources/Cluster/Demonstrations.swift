@@ -1,5 +1,6 @@
 import Foundation
 import Datasets
+import Diffusion
 import Environments
 import Tensors
 
@@ -51,5 +52,38 @@ public func loadPretrainingData(config: RunConfig) throws -> TrajectoryDataset {
     guard dataset.stateDimension == prototype.observationDim, dataset.actionDimension == prototype.actionDim else {
         throw ConfigError("dataset \(path) has state dim \(dataset.stateDimension) and action dim \(dataset.actionDimension); env.task \(config.environment.task.rawValue) needs \(prototype.observationDim) and \(prototype.actionDim)")
     }
+    return dataset
+}
+
+/// Rolls a checkpoint's policy out for `episodes` complete episodes (one environment each) and records every executed
+/// step in environment units: the data source of "medium"/"expert" datasets collected from partly or fully trained policies.
+public func collectPolicyEpisodes(config: RunConfig, checkpoint: URL, episodes: Int, mode: SamplingMode) throws -> TrajectoryDataset {
+    let model = PolicyModel(config: config)
+    let info = try Checkpoint.load(model, from: checkpoint)
+    let environments = config.makeEnvironments(count: episodes, seed: config.seed &+ 4242, normalization: info.normalization)
+    let stateDim = environments.observationDim, actionDim = environments.actionDim
+    var states = [[Float]](repeating: [], count: episodes), actions = [[Float]](repeating: [], count: episodes)
+    var rewards = [[Float]](repeating: [], count: episodes), terminals = [[Bool]](repeating: [], count: episodes)
+    var finished = [Bool](repeating: false, count: episodes)
+    environments.transitionObserver = { index, observation, action, reward, terminated in
+        guard !finished[index] else { return }
+        states[index] += UnsafeBufferPointer(start: observation, count: stateDim)
+        actions[index] += UnsafeBufferPointer(start: action, count: actionDim)
+        rewards[index].append(reward)
+        terminals[index].append(terminated)
+    }
+    environments.resetAll()
+    var random = Philox(seed: config.seed &+ 4242, stream: 0xC011)
+    let records = Matrix(rows: episodes, columns: model.rollout.recordWidth)
+    while finished.contains(false) {
+        model.rollout.sample(observations: environments.observations, mode: mode, random: &random, records: records)
+        environments.step(chunks: records, offset: model.rollout.actionOffset)
+        for episode in environments.finishedEpisodes { finished[episode.environmentIndex] = true }
+    }
+    let dataset = TrajectoryDataset(states: states.flatMap { $0 }, stateDimension: stateDim, actions: actions.flatMap { $0 }, actionDimension: actionDim,
+                                    trajectoryLengths: rewards.map(\.count), rewards: rewards.flatMap { $0 }, terminals: terminals.flatMap { $0 },
+                                    metadata: ["task": config.environment.task.rawValue,
+                                               "source": "\(checkpoint.lastPathComponent) (\(mode == .deterministic ? "deterministic" : "stochastic"))"])
+    try dataset.validate()
     return dataset
 }

@@ -9,6 +9,8 @@ import Tensors
 public struct EvaluationResult: Sendable, Codable {
     public var meanReturn: Double
     public var stdReturn: Double
+    public var minReturn: Double
+    public var maxReturn: Double
     public var episodes: Int
 }
 
@@ -42,5 +44,6 @@ public func evaluatePolicy(_ policy: RolloutPolicy, config: RunConfig, normaliza
     let values = returns.compactMap { $0 }
     let mean = values.reduce(0, +) / Double(values.count)
     let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count)
-    return EvaluationResult(meanReturn: mean, stdReturn: variance.squareRoot(), episodes: values.count)
+    return EvaluationResult(meanReturn: mean, stdReturn: variance.squareRoot(), minReturn: values.min() ?? .nan, maxReturn: values.max() ?? .nan,
+                            episodes: values.count)
 }

@@ -53,6 +53,9 @@ extension TrajectoryDataset {
     /// a newer version, naming what it found.
     public init(contentsOf url: URL) throws {
         let file = url.lastPathComponent
+        guard FileManager.default.isReadableFile(atPath: url.path) else {
+            throw DatasetError.unsupportedFile(file: file, detail: "there is no readable file at \(url.path)")
+        }
         let contents: SafetensorsContents
         do {
             contents = try Safetensors.readContents(from: url)

@@ -13,7 +13,8 @@ public enum NumpyError: Error, CustomStringConvertible, Equatable {
     /// The array is stored column-major.
     case fortranOrder(array: String)
     /// The declared shape needs a different number of bytes than the file holds after the header.
-    case sizeMismatch(array: String, shape: [Int], descr: String, declaredBytes: String, foundBytes: Int)
+    /// `declaredBytes` is nil when the shape's byte count overflows Int.
+    case sizeMismatch(array: String, shape: [Int], descr: String, declaredBytes: Int?, foundBytes: Int)
     /// The `.npz` file is not a readable zip archive.
     case unreadableArchive(file: String, detail: String)
     /// The `.npz` file has no entry `<name>.npy`.
@@ -21,6 +22,7 @@ public enum NumpyError: Error, CustomStringConvertible, Equatable {
     /// A zip entry could not be extracted intact.
     case corruptEntry(array: String, file: String, detail: String)
 
+    /// The message shown to the user.
     public var description: String {
         switch self {
         case .notNumpy(let array):
@@ -34,7 +36,8 @@ public enum NumpyError: Error, CustomStringConvertible, Equatable {
         case .fortranOrder(let array):
             return "array \(array) is stored in Fortran (column-major) order; save np.ascontiguousarray(x) instead"
         case .sizeMismatch(let array, let shape, let descr, let declaredBytes, let foundBytes):
-            return "array \(array) declares shape \(shape) of \(descr), which needs \(declaredBytes) bytes, but the file holds \(foundBytes) after the header (truncated or corrupt file)"
+            let needed = declaredBytes.map { "\($0) bytes" } ?? "more than \(Int.max) bytes"
+            return "array \(array) declares shape \(shape) of \(descr), which needs \(needed), but the file holds \(foundBytes) after the header (truncated or corrupt file)"
         case .unreadableArchive(let file, let detail):
             return "\(file) is not a readable .npz (zip) archive: \(detail); is the file complete?"
         case .missingArray(let array, let file, let available):
@@ -51,25 +54,28 @@ public enum NumpyError: Error, CustomStringConvertible, Equatable {
 /// boolean arrays to `Int` (booleans as 0/1), which `floatValues` also offers as `Float`.
 public struct NumpyArray: Sendable, Equatable {
     /// The element types this reader accepts, by their numpy `descr`.
-    public enum ElementType: String, Sendable, Equatable, CaseIterable {
+    public enum ElementType: String, Sendable, Equatable {
+        /// Little-endian IEEE single precision.
         case float32 = "<f4"
+        /// Little-endian IEEE double precision (rounded to Float when read).
         case float64 = "<f8"
+        /// Little-endian 32-bit signed integer.
         case int32 = "<i4"
+        /// Little-endian 64-bit signed integer, numpy's default integer on Linux.
         case int64 = "<i8"
+        /// Unsigned byte (numpy writes `|u1`; `<u1` is read as the same).
         case uint8 = "|u1"
+        /// numpy bool, one byte per element.
         case bool = "|b1"
 
         /// Bytes per element.
-        public var byteCount: Int {
+        var byteCount: Int {
             switch self {
             case .float32, .int32: return 4
             case .float64, .int64: return 8
             case .uint8, .bool: return 1
             }
         }
-
-        /// Whether the values are integers (or booleans) rather than floating point.
-        public var isInteger: Bool { self != .float32 && self != .float64 }
 
         /// Maps a header `descr` to an element type; `<u1` is the same type as `|u1`.
         init?(descr: String) {
@@ -155,7 +161,7 @@ public struct NumpyArray: Sendable, Equatable {
         }
         guard let byteCount = declaredBytes, byteCount == foundBytes else {
             throw NumpyError.sizeMismatch(array: name, shape: header.shape, descr: header.descr,
-                                          declaredBytes: declaredBytes.map(String.init) ?? "more than \(Int.max)", foundBytes: foundBytes)
+                                          declaredBytes: declaredBytes, foundBytes: foundBytes)
         }
 
         let count = byteCount / elementType.byteCount

@@ -14,11 +14,11 @@ extension TrajectoryDataset {
     public init(referenceNPZ url: URL, normalization: Normalization? = nil) throws {
         let archive = try NumpyArchive(contentsOf: url)
         let file = url.lastPathComponent
-        func required(_ name: String) throws -> NumpyArray {
+        func requiredArray(_ name: String) throws -> NumpyArray {
             guard archive.contains(name) else { throw DatasetError.missingArray(name: name, file: file) }
             return try archive.array(named: name)
         }
-        func optional(_ name: String) throws -> NumpyArray? {
+        func optionalArray(_ name: String) throws -> NumpyArray? {
             archive.contains(name) ? try archive.array(named: name) : nil
         }
         func layout(_ array: NumpyArray) -> String { "\(array.elementType.rawValue) shaped \(array.shape)" }
@@ -33,14 +33,14 @@ extension TrajectoryDataset {
             return values
         }
 
-        var states = try matrix(required("states"), columnsName: "Do")
-        var actions = try matrix(required("actions"), columnsName: "Da")
-        let trajectoryLengths = try integerVector(required("traj_lengths"), expected: "an integer vector [E]")
-        let rewards = try optional("rewards").map { array -> [Float] in
+        var states = try matrix(requiredArray("states"), columnsName: "Do")
+        var actions = try matrix(requiredArray("actions"), columnsName: "Da")
+        let trajectoryLengths = try integerVector(requiredArray("traj_lengths"), expected: "an integer vector [E]")
+        let rewards = try optionalArray("rewards").map { array -> [Float] in
             guard array.shape.count == 1 else { throw DatasetError.wrongLayout(array: "rewards", expected: "a vector [N]", found: layout(array)) }
             return array.floatValues
         }
-        let terminals = try optional("terminals").map { try integerVector($0, expected: "a boolean or integer vector [N]").map { $0 != 0 } }
+        let terminals = try optionalArray("terminals").map { try integerVector($0, expected: "a boolean or integer vector [N]").map { $0 != 0 } }
 
         if let normalization {
             try normalization.validate()

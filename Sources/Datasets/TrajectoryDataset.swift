@@ -32,6 +32,7 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
     /// Window sizes that cannot be cut from this dataset.
     case invalidWindow(String)
 
+    /// The message shown to the user.
     public var description: String {
         switch self {
         case .missingArray(let name, let file):

@@ -35,6 +35,12 @@ public final class VectorEnvironment {
     /// Episodes that ended during the last `step`.
     public private(set) var finishedEpisodes: [EpisodeRecord] = []
 
+    /// Called for every executed environment step, when set: (environment index, raw observation before the step,
+    /// raw action, reward, terminated). Dataset collection records transitions in environment units with it.
+    public var transitionObserver: ((Int, UnsafePointer<Float>, UnsafePointer<Float>, Float, Bool) -> Void)?
+    /// The latest raw observation of each environment [E·Do].
+    var currentRaw: [Float]
+
     var episodeReturns: [Double]
     var episodeLengths: [Int]
     var raw: [Float]
@@ -69,6 +75,7 @@ public final class VectorEnvironment {
         episodeReturns = [Double](repeating: 0, count: count)
         episodeLengths = [Int](repeating: 0, count: count)
         raw = [Float](repeating: 0, count: observationDim)
+        currentRaw = [Float](repeating: 0, count: count * observationDim)
         rawAction = [Float](repeating: 0, count: actionDim)
     }
 
@@ -81,6 +88,7 @@ public final class VectorEnvironment {
 
     private func reset(_ index: Int) {
         raw.withUnsafeMutableBufferPointer { environments[index].reset(random: &random[index], observation: $0.baseAddress!) }
+        for d in 0..<observationDim { currentRaw[index * observationDim + d] = raw[d] }
         let row = observations.row(index)
         for slot in 0..<conditionSteps { writeNormalized(into: row + slot * observationDim) }
         episodeReturns[index] = 0
@@ -106,6 +114,12 @@ public final class VectorEnvironment {
                 let outcome = raw.withUnsafeMutableBufferPointer { observation in
                     rawAction.withUnsafeBufferPointer { environment.step(action: $0.baseAddress!, observation: observation.baseAddress!) }
                 }
+                if let transitionObserver {
+                    currentRaw.withUnsafeBufferPointer { before in rawAction.withUnsafeBufferPointer {
+                        transitionObserver(index, before.baseAddress! + index * width, $0.baseAddress!, outcome.reward, outcome.terminated)
+                    } }
+                }
+                for d in 0..<width { currentRaw[index * width + d] = raw[d] }
                 reward += outcome.reward
                 episodeLengths[index] += 1
                 wasTerminated = outcome.terminated

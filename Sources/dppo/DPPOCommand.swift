@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cluster
+import Datasets
 import Foundation
 
 @main
@@ -11,7 +12,7 @@ struct DPPOCommand: ParsableCommand {
         A run is one learner and N actors. `cluster/launch.sh CONFIG` starts them all on this machine;
         the subcommands below are what it runs, and what you run yourself to place actors on other hosts.
         """,
-        subcommands: [Pretrain.self, Learner.self, Actor.self, Evaluate.self, Bench.self])
+        subcommands: [Pretrain.self, Learner.self, Actor.self, Evaluate.self, Collect.self, DatasetCommand.self, Bench.self])
 }
 
 /// Options every command that reads a config shares.
@@ -29,7 +30,9 @@ struct ConfigOptions: ParsableArguments {
 
 extension DPPOCommand {
     struct Pretrain: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Behaviour-clone a diffusion policy on scripted demonstrations.")
+        static let configuration = CommandConfiguration(
+            abstract: "Behaviour-clone the configured policy (model.policy: diffusion or gaussian) on pretrain.dataset.",
+            discussion: "pretrain.dataset is our dataset file (see docs/datasets.md) or the DPPO reference's train.npz (with pretrain.normalization_path); without one, demonstrations of the task's scripted controller are collected first.")
         @OptionGroup var options: ConfigOptions
         @Option(help: "Directory for the checkpoint (default: a new run directory under runs/).")
         var output: String?
@@ -77,22 +80,66 @@ extension DPPOCommand {
     }
 
     struct Evaluate: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "eval", abstract: "Evaluate a checkpoint with deterministic sampling.")
+        static let configuration = CommandConfiguration(commandName: "eval", abstract: "Evaluate a checkpoint (pre-trained or fine-tuned) over N episodes.")
         @OptionGroup var options: ConfigOptions
         @Option(help: "Checkpoint (.safetensors with its .json sidecar).")
         var checkpoint: String
         @Option(help: "Number of episodes.")
         var episodes: Int = 32
+        @Flag(help: "Sample as in training rollouts (exploration noise) instead of deterministically.")
+        var stochastic = false
+        @Flag(help: "Print one JSON object.")
+        var json = false
 
         func run() throws {
             let config = try options.load()
-            let result = try evaluateCheckpoint(config: config, checkpoint: URL(fileURLWithPath: checkpoint), episodes: episodes)
-            print(String(format: "eval: return %.2f ± %.2f over %d episodes", result.meanReturn, result.stdReturn, result.episodes))
+            let result = try evaluateCheckpoint(config: config, checkpoint: URL(fileURLWithPath: checkpoint), episodes: episodes,
+                                                mode: stochastic ? .exploration : .deterministic)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            } else {
+                print(String(format: "eval (%@): return %.2f ± %.2f over %d episodes (min %.2f, max %.2f)", stochastic ? "stochastic" : "deterministic",
+                             result.meanReturn, result.stdReturn, result.episodes, result.minReturn, result.maxReturn))
+            }
         }
     }
 }
 
 extension DPPOCommand {
+    struct Collect: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Collect a dataset (docs/datasets.md) from a checkpoint's policy or the task's scripted controller.",
+            discussion: "Episodes run to their end; states and actions are stored in environment units with rewards and terminals.")
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "Policy checkpoint to roll out (default: the task's scripted controller).")
+        var checkpoint: String?
+        @Option(help: "Episodes to collect.")
+        var episodes: Int = 64
+        @Option(help: "Gain of the scripted controller (1: its best).")
+        var gain: Double = 1
+        @Flag(help: "Roll the checkpoint out with exploration noise instead of deterministically.")
+        var stochastic = false
+        @Option(help: "Output dataset file (.safetensors).")
+        var output: String
+
+        func run() throws {
+            let config = try options.load()
+            let dataset: TrajectoryDataset
+            if let checkpoint {
+                dataset = try collectPolicyEpisodes(config: config, checkpoint: URL(fileURLWithPath: checkpoint), episodes: episodes,
+                                                    mode: stochastic ? .exploration : .deterministic)
+            } else {
+                dataset = try collectDemonstrations(config: config, episodes: episodes, gain: gain, seed: config.seed &+ 99)
+            }
+            try dataset.save(to: URL(fileURLWithPath: output))
+            let summary = dataset.summary()
+            print(String(format: "collect: %d episodes, %d steps, return %.2f (min %.2f, max %.2f) → %@", summary.episodeCount, summary.stepCount,
+                         summary.episodeReturn?.mean ?? .nan, summary.episodeReturn?.minimum ?? .nan, summary.episodeReturn?.maximum ?? .nan, output))
+        }
+    }
+
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Measure chain sampling and learner update throughput against their sgemm bound (build with -c release).",

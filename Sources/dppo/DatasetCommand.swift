@@ -36,7 +36,11 @@ extension DatasetCommand {
             if let task { dataset.metadata["task"] = task }
             if statistics == nil {
                 print("no --normalization: states and actions kept as stored; normalisation computed from the data")
-                dataset.normalization = try Normalization(dataset: dataset)
+                let computed = try Normalization(dataset: dataset)
+                if (computed.obsMin + computed.actionMin).allSatisfy({ $0 >= -1.001 }) && (computed.obsMax + computed.actionMax).allSatisfy({ $0 <= 1.001 }) {
+                    print("note: every value lies in [-1, 1]; if the reference's preprocessing wrote this file, import it again with its normalization.npz")
+                }
+                dataset.normalization = computed
             }
             try dataset.save(to: URL(fileURLWithPath: output))
             print("wrote \(output)")

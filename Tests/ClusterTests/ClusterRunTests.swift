@@ -7,11 +7,11 @@ import Transport
 
 /// A real learner and two actors in this process, over nanomsg on loopback TCP.
 final class ClusterRunTests: XCTestCase {
-    func tinyConfig(port: Int, batchTimeout: Int = 60) throws -> RunConfig {
+    func tinyConfig(port: Int, batchTimeout: Int = 60, model: String = "denoising_steps: 4, ft_denoising_steps: 2") throws -> RunConfig {
         try RunConfig.parse(yaml: """
         name: test
         env: {n_envs: 3, act_steps: 2, horizon_steps: 2}
-        model: {denoising_steps: 4, ft_denoising_steps: 2, time_dim: 4, mlp_dims: [16, 16, 16], critic_dims: [16, 16, 16]}
+        model: {\(model), time_dim: 4, mlp_dims: [16, 16, 16], critic_dims: [16, 16, 16]}
         train: {n_train_itr: 3, n_steps: 30, batch_size: 60, update_epochs: 2, val_freq: 2, eval_episodes: 4, save_model_freq: 2}
         cluster: {actors: 2, base_port: \(port), segment_steps: 12, batch_timeout_s: \(batchTimeout)}
         """)
@@ -34,8 +34,21 @@ final class ClusterRunTests: XCTestCase {
     }
 
     func testLearnerAndActorsCompleteARun() throws {
-        let port = 42_000 + Int(getpid() % 500) * 3
-        let config = try tinyConfig(port: port)
+        try checkCompleteRun(config: try tinyConfig(port: 42_000 + Int(getpid() % 500) * 3))
+    }
+
+    /// The Gaussian baseline goes through the same learner, actors, wire format and checkpoints.
+    func testGaussianBaselineCompletesARun() throws {
+        try checkCompleteRun(config: try tinyConfig(port: 44_600 + Int(getpid() % 500) * 3, model: "policy: gaussian"))
+    }
+
+    /// DDIM sampling (K 20, S 4, all 4 fine-tuned) end to end.
+    func testDDIMCompletesARun() throws {
+        try checkCompleteRun(config: try tinyConfig(port: 46_200 + Int(getpid() % 500) * 3,
+                                                    model: "denoising_steps: 20, use_ddim: true, ddim_steps: 4, ft_denoising_steps: 4"))
+    }
+
+    func checkCompleteRun(config: RunConfig) throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let start = try writeRandomPolicy(config: config, to: directory)

@@ -136,6 +136,9 @@ final class TrajectoryDatasetTests: XCTestCase {
         try Data(try Data(contentsOf: fixture("train.npz")).prefix(4)).write(to: url)
         assertThrows(try TrajectoryDataset(contentsOf: url), mentioning: ["refusals.safetensors", "truncated"])
 
+        assertThrows(try TrajectoryDataset(contentsOf: URL(fileURLWithPath: "/nonexistent/data.safetensors")),
+                     mentioning: ["data.safetensors", "no readable file"])
+
         var reserved = smallDataset()
         reserved.metadata["version"] = "7"
         assertThrows(try reserved.save(to: url), mentioning: ["metadata key version is reserved"])
