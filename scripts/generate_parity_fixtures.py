@@ -270,18 +270,16 @@ def clip_coefficients(cfg, denoising_inds):
         torch.exp(rate * u) - 1) / (math.exp(rate) - 1)
 
 
-def denoised_raw(model, cfg, x, step_index, cond):
-    """x̂₀ before its clamp for fine-tuned transitions with DDPM step t (or DDIM sampling index), via the
-    reference's own schedule buffers and actor_ft."""
-    flat = step_index
+def denoised_raw(model, cfg, x, index, cond):
+    """x̂₀ before its clamp under actor_ft, via the reference's own schedule buffers. `index` is the DDPM step t,
+    or for DDIM the sampling index i into the reference's flipped DDIM arrays."""
     if cfg["use_ddim"]:
-        time = model.ddim_t[flat]
-        epsilon = model.actor_ft(x, time, cond=cond)
-        alpha = model.ddim_alphas[flat].view(-1, 1, 1)
-        return (x - model.ddim_sqrt_one_minus_alphas[flat].view(-1, 1, 1) * epsilon) / alpha.sqrt()
-    epsilon = model.actor_ft(x, flat, cond=cond)
-    return (model.sqrt_recip_alphas_cumprod[flat].view(-1, 1, 1) * x
-            - model.sqrt_recipm1_alphas_cumprod[flat].view(-1, 1, 1) * epsilon)
+        epsilon = model.actor_ft(x, model.ddim_t[index], cond=cond)
+        alpha = model.ddim_alphas[index].view(-1, 1, 1)
+        return (x - model.ddim_sqrt_one_minus_alphas[index].view(-1, 1, 1) * epsilon) / alpha.sqrt()
+    epsilon = model.actor_ft(x, index, cond=cond)
+    return (model.sqrt_recip_alphas_cumprod[index].view(-1, 1, 1) * x
+            - model.sqrt_recipm1_alphas_cumprod[index].view(-1, 1, 1) * epsilon)
 
 
 def generate(classes, name, overrides, seed, output, version):
