@@ -76,17 +76,12 @@ public struct LearningRateSchedule: Sendable, Equatable, Codable {
     }
 }
 
-/// Diagnostics of one DPPO update, named as the reference logs them.
-public struct PPOStatistics: Sendable, Equatable, Codable {
-    public var policyLoss = 0.0
-    public var valueLoss = 0.0
-    public var bcLoss = 0.0
-    public var approxKL = 0.0
-    public var clipFraction = 0.0
-    public var ratio = 0.0
+/// Diagnostics of one update, as the reference logs them.
+public struct PPOStatistics: Sendable, Equatable {
+    /// Policy, value and BC losses and the clip fraction averaged over the minibatches; approx_kl, the ratio
+    /// and the gradient norms of the last minibatch.
+    public var losses = PPOLossTerms()
     public var explainedVariance = 0.0
-    public var actorGradientNorm = 0.0
-    public var criticGradientNorm = 0.0
     public var minibatches = 0
     public var stoppedEarly = false
     public var actorLearningRate = 0.0
@@ -165,10 +160,10 @@ public final class PPOUpdate {
                 policyLossSum += result.policyLoss
                 valueLossSum += result.valueLoss
                 bcLossSum += result.bcLoss
-                statistics.approxKL = result.approxKL
-                statistics.ratio = result.ratio
-                statistics.actorGradientNorm = result.actorGradientNorm
-                statistics.criticGradientNorm = result.criticGradientNorm
+                statistics.losses.approxKL = result.approxKL
+                statistics.losses.ratio = result.ratio
+                statistics.losses.actorGradientNorm = result.actorGradientNorm
+                statistics.losses.criticGradientNorm = result.criticGradientNorm
                 if let target = hyperparameters.targetKL, result.approxKL > target {
                     statistics.stoppedEarly = true
                     break epochs
@@ -178,10 +173,10 @@ public final class PPOUpdate {
         if actorSteps { actorScheduleSteps += 1 }
         criticScheduleSteps += 1
         let done = Double(max(statistics.minibatches, 1))
-        statistics.clipFraction = clipFractionSum / done
-        statistics.policyLoss = policyLossSum / done
-        statistics.valueLoss = valueLossSum / done
-        statistics.bcLoss = bcLossSum / done
+        statistics.losses.clipFraction = clipFractionSum / done
+        statistics.losses.policyLoss = policyLossSum / done
+        statistics.losses.valueLoss = valueLossSum / done
+        statistics.losses.bcLoss = bcLossSum / done
         return statistics
     }
 

@@ -81,11 +81,12 @@ public final class Learner {
                 "iteration": iteration + 1, "env_steps": environmentSteps, "policy_version": policyVersion,
                 "wall_seconds": Date().timeIntervalSince(started),
                 "charts/episodes": episodes.count,
-                "losses/policy_loss": statistics.policyLoss, "losses/value_loss": statistics.valueLoss,
-                "losses/approx_kl": statistics.approxKL, "losses/clipfrac": statistics.clipFraction, "losses/ratio": statistics.ratio,
-                "losses/explained_variance": statistics.explainedVariance, "losses/actor_grad_norm": statistics.actorGradientNorm,
-                "losses/critic_grad_norm": statistics.criticGradientNorm, "losses/minibatches": statistics.minibatches,
-                "losses/stopped_early": statistics.stoppedEarly,
+                "losses/policy_loss": statistics.losses.policyLoss, "losses/value_loss": statistics.losses.valueLoss,
+                "losses/approx_kl": statistics.losses.approxKL, "losses/clipfrac": statistics.losses.clipFraction, "losses/ratio": statistics.losses.ratio,
+                "losses/explained_variance": statistics.explainedVariance, "losses/actor_grad_norm": statistics.losses.actorGradientNorm,
+                "losses/critic_grad_norm": statistics.losses.criticGradientNorm, "losses/minibatches": statistics.minibatches,
+                "losses/stopped_early": statistics.stoppedEarly, "losses/bc_loss": statistics.losses.bcLoss,
+                "charts/actor_lr": statistics.actorLearningRate, "charts/critic_lr": statistics.criticLearningRate,
                 "perf/rollout_seconds": rolloutSeconds, "perf/update_seconds": updateSeconds,
                 "perf/env_steps_per_second": Double(batch.count * config.environment.actSteps) / Date().timeIntervalSince(iterationStart),
                 "transport/bytes_received": bytesReceived, "transport/segments": segmentsReceived,
@@ -96,7 +97,7 @@ public final class Learner {
             record["charts/episodic_return"] = meanReturn
             var line = String(format: "itr %3d/%d | steps %7d | %6.0f steps/s | return %8.1f (%3d ep) | v%-3d | pg %+.4f vf %.4f kl %.1e clip %.3f ev %.2f | rollout %.1fs update %.1fs",
                               iteration + 1, config.train.iterations, environmentSteps, record["perf/env_steps_per_second"] as! Double, meanReturn, episodes.count,
-                              Int(policyVersion), statistics.policyLoss, statistics.valueLoss, statistics.approxKL, statistics.clipFraction,
+                              Int(policyVersion), statistics.losses.policyLoss, statistics.losses.valueLoss, statistics.losses.approxKL, statistics.losses.clipFraction,
                               statistics.explainedVariance, rolloutSeconds, updateSeconds)
             let isLast = iteration + 1 == config.train.iterations
             if isLast || (config.train.evalEvery > 0 && (iteration + 1) % config.train.evalEvery == 0) {
