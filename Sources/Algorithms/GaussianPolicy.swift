@@ -130,10 +130,8 @@ public final class GaussianPolicy: RolloutPolicy, PPOActor {
     /// −α·mean log π_θ(a_base | o) of actions the frozen base samples (the paper's Gaussian + BC baseline, §6).
     public func accumulateBehaviourCloningLoss(observations: Matrix, weights: [Float], coefficient: Double, random: inout Philox) -> Double {
         sample(with: base, observations: observations, mode: .exploration, random: &random, actions: teacherActions)
-        let teacher = Matrix(rows: teacherActions.rows, columns: teacherActions.columns)
-        teacher.copy(from: teacherActions)
         var teacherLogProbabilities = [Float](repeating: 0, count: observations.rows)
-        teacherLogProbabilities.withUnsafeMutableBufferPointer { logProbabilities(observations: observations, actions: teacher, into: $0.baseAddress!) }
+        teacherLogProbabilities.withUnsafeMutableBufferPointer { logProbabilities(observations: observations, actions: teacherActions, into: $0.baseAddress!) }
         var loss = 0.0
         for row in 0..<observations.rows { loss -= Double(weights[row]) * Double(teacherLogProbabilities[row]) }
         let gradient = weights.map { -Float(coefficient) * $0 }

@@ -34,12 +34,12 @@ public final class PPOMinibatch {
         observations.resize(rows: pairs)
         inputs.resize(rows: pairs)
         outputs.resize(rows: pairs)
-        for index in [\PPOMinibatch.terms, \.decisions] as [ReferenceWritableKeyPath<PPOMinibatch, [Int]>] {
-            self[keyPath: index].removeAll(keepingCapacity: true)
-        }
-        for values in [\PPOMinibatch.returns, \.oldValues, \.advantages, \.oldLogProbabilities] as [ReferenceWritableKeyPath<PPOMinibatch, [Float]>] {
-            self[keyPath: values].removeAll(keepingCapacity: true)
-        }
+        terms.removeAll(keepingCapacity: true)
+        decisions.removeAll(keepingCapacity: true)
+        returns.removeAll(keepingCapacity: true)
+        oldValues.removeAll(keepingCapacity: true)
+        advantages.removeAll(keepingCapacity: true)
+        oldLogProbabilities.removeAll(keepingCapacity: true)
     }
 
     /// The first pair of each distinct decision and how many pairs share it, in order of first appearance.

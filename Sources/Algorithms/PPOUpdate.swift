@@ -277,6 +277,7 @@ public final class PPOUpdate {
     public func computeLoss(_ minibatch: PPOMinibatch, includeActor: Bool = true) -> PPOLossTerms {
         var terms = PPOLossTerms()
         let size = minibatch.count
+        let decisions = minibatch.distinctDecisions()
         if scratchAdvantages.count < size {
             scratchAdvantages = [Float](repeating: 0, count: size)
             newLogProbabilities = [Float](repeating: 0, count: size)
@@ -322,7 +323,6 @@ public final class PPOUpdate {
         if includeActor {
             logProbabilityGradient.withUnsafeBufferPointer { actor.backwardLogProbabilities(gradient: $0.baseAddress!) }
             if hyperparameters.bcCoefficient > 0 {
-                let decisions = minibatch.distinctDecisions()
                 teacherObservations.resize(rows: decisions.count)
                 for (slot, first) in decisions.enumerated() {
                     teacherObservations.row(slot).update(from: minibatch.observations.row(first.pair), count: critic.observationDim)
@@ -335,7 +335,6 @@ public final class PPOUpdate {
 
         // 7. Value loss ½·mean over pairs of (V − R)² (or its clipped form), evaluated once per distinct decision
         //    with that decision's multiplicity: the same value and gradient as the per-pair form, with K′× fewer rows.
-        let decisions = minibatch.distinctDecisions()
         criticObservations.resize(rows: decisions.count)
         for (slot, first) in decisions.enumerated() {
             criticObservations.row(slot).update(from: minibatch.observations.row(first.pair), count: critic.observationDim)

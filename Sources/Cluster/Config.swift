@@ -116,9 +116,6 @@ public struct RunConfig: Sendable {
         model.policy == .diffusion ? denoising.chainWidth : gaussianShape.chunkWidth
     }
 
-    /// Likelihood terms per decision: K′ for DPPO, 1 for the Gaussian policy.
-    public var termsPerDecision: Int { model.policy == .diffusion ? model.fineTunedSteps : 1 }
-
     public var networkShape: DiffusionMLPShape {
         let prototype = environment.task.make()
         return DiffusionMLPShape(actionDim: prototype.actionDim, horizonSteps: environment.horizonSteps,
