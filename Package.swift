@@ -13,15 +13,16 @@ let package = Package(
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
-        // System libraries from Debian (libnanomsg-dev, liblz4-dev, libopenblas-dev).
+        // System libraries from Debian (libnanomsg-dev, liblz4-dev, libopenblas-dev, libmujoco-dev).
         .systemLibrary(name: "CNanomsg", path: "Sources/CNanomsg"),
+        .systemLibrary(name: "CMuJoCo", path: "Sources/CMuJoCo"),
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4"),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
 
         .target(name: "Tensors", dependencies: ["COpenBLAS"]),
         .target(name: "Networks", dependencies: ["Tensors"]),
         .target(name: "Diffusion", dependencies: ["Tensors", "Networks"]),
-        .target(name: "Environments", dependencies: ["Tensors"]),
+        .target(name: "Environments", dependencies: ["Tensors", "CMuJoCo"]),
         .target(name: "Algorithms", dependencies: ["Tensors", "Networks", "Diffusion", "Environments"]),
         .target(name: "Transport", dependencies: ["CNanomsg", "CLZ4"]),
         .target(name: "Cluster", dependencies: [

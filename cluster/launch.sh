@@ -32,6 +32,10 @@ if [ -z "$actors" ]; then
   actors=$(awk '/^cluster:/ {c=1} c && /^[[:space:]]+actors:/ {print $2; exit}' "$config"); actors=${actors:-2}
 fi
 checkpoint=$(awk '/^pretrain:/ {p=1} p && /^[[:space:]]+checkpoint:/ {gsub(/"/,"",$2); print $2; exit}' "$config")
+# An override wins over the file: --set pretrain.checkpoint=PATH starts from an existing checkpoint.
+for ((i = 1; i < ${#overrides[@]}; i += 2)); do
+  case "${overrides[$i]}" in pretrain.checkpoint=*) checkpoint=${overrides[$i]#pretrain.checkpoint=} ;; esac
+done
 
 run_dir=${run_dir:-runs/$name/$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$run_dir/logs"

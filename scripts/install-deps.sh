@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project links against, when any is missing (through sudo when not root).
 set -euo pipefail
-packages=(libnanomsg-dev liblz4-dev libopenblas-dev zlib1g-dev pkg-config)
+packages=(libnanomsg-dev liblz4-dev libopenblas-dev libmujoco-dev zlib1g-dev pkg-config)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

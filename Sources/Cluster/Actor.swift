@@ -46,8 +46,8 @@ public final class Actor {
         let normalization = try Messages.readNormalization(welcome)
         log("actor \(index): joined learner at \(endpoints.control), seed \(seed), \(config.environment.environmentsPerActor) environments")
 
-        let environments = config.makeEnvironments(count: config.environment.environmentsPerActor, seed: seed, normalization: normalization)
-        environments.resetAll()
+        let environments = try config.makeEnvironments(count: config.environment.environmentsPerActor, seed: seed, normalization: normalization)
+        try environments.resetAll()
         var firsts = [UInt8](repeating: 1, count: environments.count)
         var random = Philox(seed: seed, stream: 0xAC70)
         var rolledVersion: UInt64 = 0
@@ -103,7 +103,7 @@ public final class Actor {
                 segment.observations.append(contentsOf: environments.observations.buffer)
                 policy.sample(observations: environments.observations, mode: .exploration, random: &random, records: records)
                 segment.chains.append(contentsOf: records.buffer)
-                environments.step(chunks: records, offset: policy.actionOffset)
+                try environments.step(chunks: records, offset: policy.actionOffset)
                 segment.firsts.append(contentsOf: firsts)
                 for environment in 0..<e {
                     segment.rewards.append(environments.rewards[environment])

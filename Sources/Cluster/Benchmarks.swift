@@ -1,6 +1,7 @@
 import Foundation
 import Algorithms
 import Diffusion
+import Environments
 import Networks
 import Tensors
 
@@ -22,9 +23,27 @@ public struct BenchmarkReport: Codable, Sendable {
         public var sgemm_gflops: Double
         public var gflop_per_minibatch: Double
     }
+    /// Environment steps per second on one core, for a whole actor loop: chain sampling for a batch of
+    /// environments, then executing the chunks.
+    public struct ActorThroughput: Codable, Sendable {
+        public var task: String
+        public var environments: Int
+        public var mlp_width: Int
+        public var env_steps_per_second: Double
+        public var sampling_seconds_fraction: Double
+    }
+    /// Gymnasium environments stepped through the bridge (one Python child), all instances per round trip.
+    public struct BridgeStepping: Codable, Sendable {
+        public var gym_id: String
+        public var instances: Int
+        public var env_steps_per_second: Double
+    }
     public var sgemm_gflops_1t: Double
     public var chain_sampling: [ChainSampling]
     public var learner_update: LearnerUpdate
+    public var environment_stepping: [LocomotionSteppingRate]
+    public var bridge_stepping: [BridgeStepping]
+    public var actor_throughput: [ActorThroughput]
 }
 
 public enum Benchmarks {
@@ -119,6 +138,88 @@ public enum Benchmarks {
         log(String(format: "learner update  %d samples × K′=%d: %7.0f env-step samples/s  bound %7.0f (%.0f%%)  %.1f GFLOP/minibatch, sgemm %.1f GFLOP/s",
                    learnerSamples, settings.fineTunedSteps, learner.env_step_samples_per_second, learner.bound_env_step_samples_per_second,
                    100 * learner.env_step_samples_per_second / learner.bound_env_step_samples_per_second, learner.gflop_per_minibatch, gflops))
-        return BenchmarkReport(sgemm_gflops_1t: max(peak, gflops), chain_sampling: sampling, learner_update: learner)
+        let environments = runEnvironments(seconds: seconds, log: log)
+        return BenchmarkReport(sgemm_gflops_1t: max(peak, gflops), chain_sampling: sampling, learner_update: learner,
+                               environment_stepping: environments.stepping, bridge_stepping: environments.bridge, actor_throughput: environments.actor)
+    }
+
+    /// Native stepping of each MuJoCo task against raw `mj_step`, the same through the Gymnasium bridge (skipped when
+    /// Python's gymnasium is missing), and whole-actor throughput on Hopper at two network widths.
+    static func runEnvironments(seconds: Double, log: (String) -> Void)
+        -> (stepping: [LocomotionSteppingRate], bridge: [BenchmarkReport.BridgeStepping], actor: [BenchmarkReport.ActorThroughput]) {
+        var stepping: [LocomotionSteppingRate] = []
+        for task in LocomotionTask.allCases {
+            guard let rate = try? LocomotionBenchmark.measure(task, seconds: seconds) else { continue }
+            log(String(format: "env stepping  %@ %8.0f env steps/s   raw mj_step ×%d %8.0f (%.0f%%)",
+                       task.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0), rate.env_steps_per_second,
+                       rate.frame_skip, rate.raw_mj_step_env_steps_per_second, 100 * rate.fraction_of_raw))
+            stepping.append(rate)
+        }
+        var bridge: [BenchmarkReport.BridgeStepping] = []
+        for id in ["Hopper-v5", "Walker2d-v5", "HalfCheetah-v5"] {
+            do {
+                let rate = try bridgeRate(id: id, instances: 8, seconds: seconds)
+                log(String(format: "bridge        %@ %8.0f env steps/s   (8 instances, one Python process)",
+                           id.padding(toLength: 14, withPad: " ", startingAt: 0), rate))
+                bridge.append(.init(gym_id: id, instances: 8, env_steps_per_second: rate))
+            } catch {
+                log("bridge        \(id): skipped (\(error))")
+                break
+            }
+        }
+        var actor: [BenchmarkReport.ActorThroughput] = []
+        for width in [512, 256] {
+            guard let entry = try? actorThroughput(width: width, environments: 16, seconds: seconds) else { continue }
+            log(String(format: "actor loop    hopper, 16 envs, MLP %d×3, K 20, Ta 4: %7.0f env steps/s (%.0f%% of the time sampling chains)",
+                       width, entry.env_steps_per_second, 100 * entry.sampling_seconds_fraction))
+            actor.append(entry)
+        }
+        return (stepping, bridge, actor)
+    }
+
+    static func bridgeRate(id: String, instances: Int, seconds: Double) throws -> Double {
+        let batch = try GymnasiumBatch(settings: GymnasiumSettings(id: id), count: instances, seed: 1)
+        defer { batch.close() }
+        let task = batch.task
+        var observations = [Float](repeating: 0, count: instances * task.observationDim)
+        var actions = [Float](repeating: 0, count: instances * task.actionDim)
+        var rewards = [Float](repeating: 0, count: instances), terminated = [Bool](repeating: false, count: instances)
+        let active = [Bool](repeating: true, count: instances)
+        var random = Philox(seed: 9)
+        for i in 0..<instances { try observations.withUnsafeMutableBufferPointer { try batch.reset(i, observation: $0.baseAddress! + i * task.observationDim) } }
+        var steps = 0
+        let start = Date()
+        repeat {
+            random.fillUniform(&actions, count: actions.count, low: -1, high: 1)
+            try batch.step(actions: actions, active: active, observations: &observations, rewards: &rewards, terminated: &terminated)
+            steps += instances
+            for i in 0..<instances where terminated[i] {
+                try observations.withUnsafeMutableBufferPointer { try batch.reset(i, observation: $0.baseAddress! + i * task.observationDim) }
+            }
+        } while Date().timeIntervalSince(start) < seconds
+        return Double(steps) / Date().timeIntervalSince(start)
+    }
+
+    static func actorThroughput(width: Int, environments count: Int, seconds: Double) throws -> BenchmarkReport.ActorThroughput {
+        let settings = DenoisingSettings(denoisingSteps: 20, fineTunedSteps: 10, horizonSteps: 4, actSteps: 4, actionDim: 3)
+        let network = DiffusionMLPShape(actionDim: 3, horizonSteps: 4, observationDim: 11, timeDim: 16, mlpDims: [width, width, width], activation: .relu)
+        let policy = DiffusionPolicy(settings: settings, network: network)
+        var random = Philox(seed: 11)
+        policy.initialize(random: &random)
+        let environments = try VectorEnvironment(task: .hopper, count: count, seed: 3, actSteps: 4, horizonSteps: 4)
+        try environments.resetAll()
+        let chains = Matrix(rows: count, columns: settings.chainWidth)
+        var steps = 0, sampling = 0.0
+        let start = Date()
+        repeat {
+            let before = Date()
+            policy.sampleChains(observations: environments.observations, mode: .exploration, random: &random, chains: chains)
+            sampling += Date().timeIntervalSince(before)
+            try environments.step(chunks: chains, offset: settings.fineTunedSteps * settings.chunkWidth)
+            steps += count * settings.actSteps
+        } while Date().timeIntervalSince(start) < seconds
+        let elapsed = Date().timeIntervalSince(start)
+        return .init(task: "hopper", environments: count, mlp_width: width, env_steps_per_second: Double(steps) / elapsed,
+                     sampling_seconds_fraction: sampling / elapsed)
     }
 }

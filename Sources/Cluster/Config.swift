@@ -27,6 +27,13 @@ public struct RunConfig: Sendable {
 
     public struct EnvironmentConfig: Sendable {
         public var task = TaskName.pendulum
+        /// The Gymnasium version whose rules (and Walker2d model) the MuJoCo tasks follow.
+        public var version = GymnasiumVersion.v5
+        /// The bridged environment when `task` is `gymnasium`.
+        public var gymnasium = GymnasiumSettings(id: "")
+        /// Sizes, episode limit and bounds of the configured task, resolved when the config is read.
+        public var description = TaskDescription(Pendulum())
+        public var spec: TaskSpec { TaskSpec(name: task, version: version, gymnasium: gymnasium) }
         /// Environments per actor.
         public var environmentsPerActor = 16
         public var conditionSteps = 1
@@ -98,13 +105,13 @@ public struct RunConfig: Sendable {
 
     public var denoising: DenoisingSettings {
         DenoisingSettings(denoisingSteps: model.denoisingSteps, fineTunedSteps: model.fineTunedSteps, horizonSteps: environment.horizonSteps,
-                          actSteps: environment.actSteps, actionDim: environment.task.make().actionDim, minSamplingStd: model.minSamplingStd,
+                          actSteps: environment.actSteps, actionDim: environment.description.actionDim, minSamplingStd: model.minSamplingStd,
                           minLogProbStd: model.minLogProbStd, randnClip: model.randnClip, denoisedClip: model.denoisedClip,
                           useDDIM: model.useDDIM, ddimSteps: model.ddimSteps, eta: model.eta)
     }
 
     public var gaussianShape: GaussianMLPShape {
-        let prototype = environment.task.make()
+        let prototype = environment.description
         return GaussianMLPShape(actionDim: prototype.actionDim, horizonSteps: environment.horizonSteps,
                                 observationDim: environment.conditionSteps * prototype.observationDim, mlpDims: model.mlpDims,
                                 activation: model.activation, fixedStd: model.fixedStd, learnFixedStd: model.learnFixedStd,
@@ -117,7 +124,7 @@ public struct RunConfig: Sendable {
     }
 
     public var networkShape: DiffusionMLPShape {
-        let prototype = environment.task.make()
+        let prototype = environment.description
         return DiffusionMLPShape(actionDim: prototype.actionDim, horizonSteps: environment.horizonSteps,
                                  observationDim: environment.conditionSteps * prototype.observationDim,
                                  timeDim: model.timeDim, mlpDims: model.mlpDims, activation: model.activation)
@@ -128,7 +135,7 @@ public struct RunConfig: Sendable {
 
     /// A stable hash of the sections actors and learner must agree on.
     public var compatibilityHash: UInt64 {
-        let text = "\(model.policy.rawValue)|\(model.useDDIM)|\(model.ddimSteps)|\(model.eta)|\(model.fixedStd)|\(environment.task.rawValue)|\(environment.conditionSteps)|\(environment.actSteps)|\(environment.horizonSteps)|\(model.denoisingSteps)|\(model.fineTunedSteps)|\(model.timeDim)|\(model.mlpDims)|\(model.activation.rawValue)|\(model.minSamplingStd)|\(model.randnClip)|\(model.denoisedClip)|\(train.stepsPerIteration)|\(environment.environmentsPerActor)"
+        let text = "\(model.policy.rawValue)|\(model.useDDIM)|\(model.ddimSteps)|\(model.eta)|\(model.fixedStd)|\(environment.spec.label)|\(environment.gymnasium.kwargsJSON)|\(environment.conditionSteps)|\(environment.actSteps)|\(environment.horizonSteps)|\(model.denoisingSteps)|\(model.fineTunedSteps)|\(model.timeDim)|\(model.mlpDims)|\(model.activation.rawValue)|\(model.minSamplingStd)|\(model.randnClip)|\(model.denoisedClip)|\(train.stepsPerIteration)|\(environment.environmentsPerActor)"
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         return hash
@@ -181,6 +188,20 @@ public struct RunConfig: Sendable {
             throw ConfigError("env.task '\(taskName)' is not a known task; choose one of \(TaskName.allCases.map(\.rawValue))")
         }
         environment.task = task
+        let versionName = try env.string("version", default: environment.version.rawValue)
+        guard let version = GymnasiumVersion(rawValue: versionName) else {
+            throw ConfigError("env.version '\(versionName)' must be one of \(GymnasiumVersion.allCases.map(\.rawValue))")
+        }
+        environment.version = version
+        environment.gymnasium.id = try env.string("gym_id", default: environment.gymnasium.id)
+        environment.gymnasium.python = try env.string("python", default: environment.gymnasium.python)
+        environment.gymnasium.kwargsJSON = try env.json("gym_kwargs", default: environment.gymnasium.kwargsJSON)
+        if task == .gymnasium && environment.gymnasium.id.isEmpty {
+            throw ConfigError("env.task gymnasium needs env.gym_id, the id passed to gymnasium.make (e.g. Hopper-v5)")
+        }
+        do { environment.description = try environment.spec.describe() } catch {
+            throw ConfigError("env.task \(environment.spec.label) cannot be set up: \(error)")
+        }
         environment.environmentsPerActor = try env.int("n_envs", default: environment.environmentsPerActor)
         environment.conditionSteps = try env.int("cond_steps", default: environment.conditionSteps)
         environment.actSteps = try env.int("act_steps", default: environment.actSteps)
@@ -362,6 +383,16 @@ final class ConfigReader {
         guard let value = raw(name) else { return fallback }
         if let text = value as? String { return text }
         return "\(value)"
+    }
+
+    /// A mapping, as compact JSON text (keyword arguments for the Gymnasium bridge).
+    func json(_ name: String, default fallback: String) throws -> String {
+        guard let value = raw(name) else { return fallback }
+        guard value is [String: Any], JSONSerialization.isValidJSONObject(value),
+              let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys]) else {
+            throw ConfigError("\(key(name)) must be a mapping of keyword arguments with plain values, got '\(value)'")
+        }
+        return String(decoding: data, as: UTF8.self)
     }
 
     func ints(_ name: String, default fallback: [Int]) throws -> [Int] {

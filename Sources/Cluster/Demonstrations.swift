@@ -48,9 +48,9 @@ public func loadPretrainingData(config: RunConfig) throws -> TrajectoryDataset {
     } else {
         dataset = try TrajectoryDataset(contentsOf: URL(fileURLWithPath: path))
     }
-    let prototype = config.environment.task.make()
+    let prototype = config.environment.description
     guard dataset.stateDimension == prototype.observationDim, dataset.actionDimension == prototype.actionDim else {
-        throw ConfigError("dataset \(path) has state dim \(dataset.stateDimension) and action dim \(dataset.actionDimension); env.task \(config.environment.task.rawValue) needs \(prototype.observationDim) and \(prototype.actionDim)")
+        throw ConfigError("dataset \(path) has state dim \(dataset.stateDimension) and action dim \(dataset.actionDimension); env.task \(config.environment.spec.label) needs \(prototype.observationDim) and \(prototype.actionDim)")
     }
     return dataset
 }
@@ -60,7 +60,7 @@ public func loadPretrainingData(config: RunConfig) throws -> TrajectoryDataset {
 public func collectPolicyEpisodes(config: RunConfig, checkpoint: URL, episodes: Int, mode: SamplingMode) throws -> TrajectoryDataset {
     let model = PolicyModel(config: config)
     let info = try Checkpoint.load(model, from: checkpoint)
-    let environments = config.makeEnvironments(count: episodes, seed: config.seed &+ 4242, normalization: info.normalization)
+    let environments = try config.makeEnvironments(count: episodes, seed: config.seed &+ 4242, normalization: info.normalization)
     let stateDim = environments.observationDim, actionDim = environments.actionDim
     var states = [[Float]](repeating: [], count: episodes), actions = [[Float]](repeating: [], count: episodes)
     var rewards = [[Float]](repeating: [], count: episodes), terminals = [[Bool]](repeating: [], count: episodes)
@@ -72,17 +72,17 @@ public func collectPolicyEpisodes(config: RunConfig, checkpoint: URL, episodes: 
         rewards[index].append(reward)
         terminals[index].append(terminated)
     }
-    environments.resetAll()
+    try environments.resetAll()
     var random = Philox(seed: config.seed &+ 4242, stream: 0xC011)
     let records = Matrix(rows: episodes, columns: model.rollout.recordWidth)
     while finished.contains(false) {
         model.rollout.sample(observations: environments.observations, mode: mode, random: &random, records: records)
-        environments.step(chunks: records, offset: model.rollout.actionOffset)
+        try environments.step(chunks: records, offset: model.rollout.actionOffset)
         for episode in environments.finishedEpisodes { finished[episode.environmentIndex] = true }
     }
     let dataset = TrajectoryDataset(states: states.flatMap { $0 }, stateDimension: stateDim, actions: actions.flatMap { $0 }, actionDimension: actionDim,
                                     trajectoryLengths: rewards.map(\.count), rewards: rewards.flatMap { $0 }, terminals: terminals.flatMap { $0 },
-                                    metadata: ["task": config.environment.task.rawValue,
+                                    metadata: ["task": config.environment.spec.label,
                                                "source": "\(checkpoint.lastPathComponent) (\(mode == .deterministic ? "deterministic" : "stochastic"))"])
     try dataset.validate()
     return dataset

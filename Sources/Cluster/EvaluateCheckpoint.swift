@@ -6,5 +6,5 @@ import Diffusion
 public func evaluateCheckpoint(config: RunConfig, checkpoint: URL, episodes: Int, mode: SamplingMode = .deterministic) throws -> EvaluationResult {
     let model = PolicyModel(config: config)
     let info = try Checkpoint.load(model, from: checkpoint)
-    return evaluatePolicy(model.rollout, config: config, normalization: info.normalization, episodes: episodes, seed: config.seed &+ 7777, mode: mode)
+    return try evaluatePolicy(model.rollout, config: config, normalization: info.normalization, episodes: episodes, seed: config.seed &+ 7777, mode: mode)
 }

@@ -17,8 +17,8 @@ public struct EvaluationResult: Sendable, Codable {
 extension RunConfig {
     /// `count` environments of the task with the action-chunk wrapper, normalising with `normalization`
     /// (the policy's dataset statistics) or, when nil, the task's declared bounds.
-    public func makeEnvironments(count: Int, seed: UInt64, normalization: Normalization?) -> VectorEnvironment {
-        VectorEnvironment(task: environment.task, count: count, seed: seed, conditionSteps: environment.conditionSteps,
+    public func makeEnvironments(count: Int, seed: UInt64, normalization: Normalization?) throws -> VectorEnvironment {
+        VectorEnvironment(batch: try environment.spec.makeBatch(count: count, seed: seed), conditionSteps: environment.conditionSteps,
                           actSteps: environment.actSteps, horizonSteps: environment.horizonSteps,
                           observationBounds: normalization.map { ($0.obsMin, $0.obsMax) },
                           actionBounds: normalization.map { ($0.actionMin, $0.actionMax) })
@@ -28,15 +28,15 @@ extension RunConfig {
 /// Runs `episodes` full episodes (one per environment, all in parallel), deterministic sampling by default.
 /// The environment seeds are fixed, so successive evaluations see the same initial states.
 public func evaluatePolicy(_ policy: RolloutPolicy, config: RunConfig, normalization: Normalization?, episodes: Int, seed: UInt64,
-                           mode: SamplingMode = .deterministic) -> EvaluationResult {
-    let environments = config.makeEnvironments(count: episodes, seed: seed, normalization: normalization)
-    environments.resetAll()
+                           mode: SamplingMode = .deterministic) throws -> EvaluationResult {
+    let environments = try config.makeEnvironments(count: episodes, seed: seed, normalization: normalization)
+    try environments.resetAll()
     var random = Philox(seed: seed, stream: 0xE7A1)
     let records = Matrix(rows: episodes, columns: policy.recordWidth)
     var returns = [Double?](repeating: nil, count: episodes)
     while returns.contains(where: { $0 == nil }) {
         policy.sample(observations: environments.observations, mode: mode, random: &random, records: records)
-        environments.step(chunks: records, offset: policy.actionOffset)
+        try environments.step(chunks: records, offset: policy.actionOffset)
         for episode in environments.finishedEpisodes where returns[episode.environmentIndex] == nil {
             returns[episode.environmentIndex] = episode.totalReward
         }

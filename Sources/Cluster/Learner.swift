@@ -60,7 +60,7 @@ public final class Learner {
         let metrics = try MetricsWriter(url: run.metrics)
         log("learner: listening on \(endpoints.trajectories) (segments), \(endpoints.weights) (weights), \(endpoints.control) (control)")
 
-        let initial = evaluatePolicy(model.rollout, config: config, normalization: normalization, episodes: config.train.evalEpisodes, seed: config.seed &+ 7777)
+        let initial = try evaluatePolicy(model.rollout, config: config, normalization: normalization, episodes: config.train.evalEpisodes, seed: config.seed &+ 7777)
         log(String(format: "learner: initial evaluation return %.1f ± %.1f over %d episodes", initial.meanReturn, initial.stdReturn, initial.episodes))
         metrics.write(["iteration": 0, "env_steps": 0, "eval/return": initial.meanReturn, "eval/return_std": initial.stdReturn, "policy_version": policyVersion])
         var lastEval = initial
@@ -101,7 +101,7 @@ public final class Learner {
                               statistics.explainedVariance, rolloutSeconds, updateSeconds)
             let isLast = iteration + 1 == config.train.iterations
             if isLast || (config.train.evalEvery > 0 && (iteration + 1) % config.train.evalEvery == 0) {
-                lastEval = evaluatePolicy(model.rollout, config: config, normalization: normalization, episodes: config.train.evalEpisodes, seed: config.seed &+ 7777)
+                lastEval = try evaluatePolicy(model.rollout, config: config, normalization: normalization, episodes: config.train.evalEpisodes, seed: config.seed &+ 7777)
                 record["eval/return"] = lastEval.meanReturn
                 record["eval/return_std"] = lastEval.stdReturn
                 line += String(format: " | eval %.1f", lastEval.meanReturn)

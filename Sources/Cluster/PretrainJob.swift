@@ -10,6 +10,9 @@ import Tensors
 public func runPretraining(config: RunConfig, output: URL, log: (String) -> Void = Cluster.log) throws -> URL {
     BLAS.setThreads(config.cluster.learnerThreads)
     let started = Date()
+    if config.pretrain.settings.epochs == 0 && config.pretrain.dataset.isEmpty {
+        return try writeInitialPolicy(config: config, output: output, log: log)
+    }
     let data = try loadPretrainingData(config: config)
     let normalization = try data.normalization ?? Normalization(dataset: data)
     let dataset = try data.chunkDataset(conditionSteps: config.environment.conditionSteps, horizonSteps: config.environment.horizonSteps,
@@ -46,5 +49,19 @@ public func runPretraining(config: RunConfig, output: URL, log: (String) -> Void
                               actorOptimizerStep: trainer.optimizer.step)
     try Checkpoint.save(model: model, update: nil, info: info, to: url)
     log(String(format: "pretrain: wrote %@ in %.0f s", url.path, Date().timeIntervalSince(started)))
+    return url
+}
+
+/// `pretrain.n_epochs: 0` with no `pretrain.dataset`: freshly initialised weights, for PPO from scratch (the expert stage
+/// of a pipeline). The checkpoint carries no dataset normalisation, so actors and evaluation use the task's bounds.
+func writeInitialPolicy(config: RunConfig, output: URL, log: (String) -> Void) throws -> URL {
+    let model = PolicyModel(config: config)
+    var random = Philox(seed: config.seed, stream: 0x1417)
+    model.initialize(random: &random)
+    let url = output.appendingPathComponent("pretrained.safetensors")
+    let info = CheckpointInfo(kind: "initial", iteration: 0, policyVersion: 0, environmentSteps: 0, model: model, normalization: nil,
+                              actorOptimizerStep: 0)
+    try Checkpoint.save(model: model, update: nil, info: info, to: url)
+    log("pretrain: n_epochs 0 and no dataset: wrote freshly initialised \(model.kind.rawValue) weights to \(url.path) (training from scratch)")
     return url
 }

@@ -18,13 +18,62 @@ public protocol Environment: AnyObject {
     func step(action: UnsafePointer<Float>, observation: UnsafeMutablePointer<Float>) -> (reward: Float, terminated: Bool)
 }
 
-/// The built-in tasks, by the name used in configs.
+/// The tasks, by the name used in configs (`env.task`).
 public enum TaskName: String, CaseIterable, Sendable, Codable {
-    case pendulum
+    case pendulum, hopper, walker2d, halfcheetah
+    /// Any Python Gymnasium environment through the bridge (`env.gym_id`).
+    case gymnasium
 
-    public func make() -> Environment {
+    public var locomotion: LocomotionTask? {
+        switch self {
+        case .hopper: return .hopper
+        case .walker2d: return .walker2d
+        case .halfcheetah: return .halfCheetah
+        case .pendulum, .gymnasium: return nil
+        }
+    }
+
+    /// An in-process instance of a Swift task.
+    public func make(version: GymnasiumVersion = .v5) throws -> Environment {
         switch self {
         case .pendulum: return Pendulum()
+        case .hopper, .walker2d, .halfcheetah: return try LocomotionEnvironment(task: locomotion!, version: version)
+        case .gymnasium: throw EnvironmentError("the gymnasium task runs in a Python child process, not in-process")
+        }
+    }
+}
+
+/// A task as configured: a Swift task (with the Gymnasium version whose rules the MuJoCo tasks follow) or a
+/// Gymnasium environment run through the bridge.
+public struct TaskSpec: Sendable, Equatable {
+    public var name: TaskName
+    public var version: GymnasiumVersion
+    public var gymnasium: GymnasiumSettings
+
+    public init(name: TaskName, version: GymnasiumVersion = .v5, gymnasium: GymnasiumSettings = GymnasiumSettings(id: "")) {
+        self.name = name
+        self.version = version
+        self.gymnasium = gymnasium
+    }
+
+    /// `count` instances; instance i draws its randomness from (seed, stream i) (native) or is seeded with seed + i (bridge).
+    public func makeBatch(count: Int, seed: UInt64) throws -> EnvironmentBatch {
+        if name == .gymnasium { return try GymnasiumBatch(settings: gymnasium, count: count, seed: seed) }
+        return NativeEnvironmentBatch(environments: try (0..<count).map { _ in try name.make(version: version) }, seed: seed)
+    }
+
+    /// Sizes and bounds; for a bridged task this starts Python once to read the spaces.
+    public func describe() throws -> TaskDescription {
+        if name == .gymnasium { return try GymnasiumBatch.describe(gymnasium) }
+        return TaskDescription(try name.make(version: version))
+    }
+
+    /// A short label for logs and dataset metadata.
+    public var label: String {
+        switch name {
+        case .gymnasium: return "gymnasium:\(gymnasium.id)"
+        case .pendulum: return name.rawValue
+        default: return "\(name.rawValue)-\(version.rawValue)"
         }
     }
 }

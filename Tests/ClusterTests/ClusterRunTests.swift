@@ -7,10 +7,11 @@ import Transport
 
 /// A real learner and two actors in this process, over nanomsg on loopback TCP.
 final class ClusterRunTests: XCTestCase {
-    func tinyConfig(port: Int, batchTimeout: Int = 60, model: String = "denoising_steps: 4, ft_denoising_steps: 2") throws -> RunConfig {
+    func tinyConfig(port: Int, batchTimeout: Int = 60, model: String = "denoising_steps: 4, ft_denoising_steps: 2",
+                    task: String = "pendulum") throws -> RunConfig {
         try RunConfig.parse(yaml: """
         name: test
-        env: {n_envs: 3, act_steps: 2, horizon_steps: 2}
+        env: {task: \(task), n_envs: 3, act_steps: 2, horizon_steps: 2}
         model: {\(model), time_dim: 4, mlp_dims: [16, 16, 16], critic_dims: [16, 16, 16]}
         train: {n_train_itr: 3, n_steps: 30, batch_size: 60, update_epochs: 2, val_freq: 2, eval_episodes: 4, save_model_freq: 2}
         cluster: {actors: 2, base_port: \(port), segment_steps: 12, batch_timeout_s: \(batchTimeout)}
@@ -48,10 +49,20 @@ final class ClusterRunTests: XCTestCase {
                                                     model: "denoising_steps: 20, use_ddim: true, ddim_steps: 4, ft_denoising_steps: 4"))
     }
 
-    func checkCompleteRun(config: RunConfig) throws {
+    /// MuJoCo Hopper from scratch: `pretrain.n_epochs: 0` without a dataset writes initialised weights, which the
+    /// Gaussian PPO learner and its actors then train (the expert stage of the Hopper pipeline, in miniature).
+    func testHopperFromScratchCompletesARun() throws {
+        var config = try tinyConfig(port: 47_800 + Int(getpid() % 500) * 3, model: "policy: gaussian, fixed_std: 0.5, std_max: 1", task: "hopper")
+        config.pretrain.settings.epochs = 0
+        try checkCompleteRun(config: config, start: { directory in
+            try runPretraining(config: config, output: directory, log: { _ in })
+        })
+    }
+
+    func checkCompleteRun(config: RunConfig, start makeStart: ((URL) throws -> URL)? = nil) throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let start = try writeRandomPolicy(config: config, to: directory)
+        let start = try makeStart?(directory) ?? writeRandomPolicy(config: config, to: directory)
         let run = try RunDirectory(url: directory.appendingPathComponent("run"))
         let learner = try Learner(config: config, run: run, basePolicy: start)
 

@@ -44,15 +44,15 @@ final class EnvironmentTests: XCTestCase {
 
     /// Chunks: Ta actions per decision, rewards summed, truncation at 200 env steps with an in-step reset,
     /// the final observation kept, normalisation to [−1, 1].
-    func testVectorEnvironmentChunksAndTruncation() {
-        let environments = VectorEnvironment(task: .pendulum, count: 3, seed: 7, actSteps: 4, horizonSteps: 4)
-        environments.resetAll()
+    func testVectorEnvironmentChunksAndTruncation() throws {
+        let environments = try VectorEnvironment(task: .pendulum, count: 3, seed: 7, actSteps: 4, horizonSteps: 4)
+        try environments.resetAll()
         for index in 0..<3 { XCTAssertLessThanOrEqual(abs(environments.observations[index, 2]), 1) }
         let chunks = Matrix(rows: 3, columns: 4)
         var finished = 0, decisions = 0
         while finished == 0 {
             let before = (environments.environments[0] as! Pendulum).angle
-            environments.step(chunks: chunks)
+            try environments.step(chunks: chunks)
             decisions += 1
             XCTAssertLessThan(environments.rewards[0], 0)
             XCTAssertFalse(environments.terminated[0])
@@ -69,10 +69,10 @@ final class EnvironmentTests: XCTestCase {
         XCTAssertNotEqual(environments.finalObservations.toArray(), environments.observations.toArray())
     }
 
-    func testSeedingIsReproducible() {
-        let a = VectorEnvironment(task: .pendulum, count: 2, seed: 11, actSteps: 1, horizonSteps: 1)
-        let b = VectorEnvironment(task: .pendulum, count: 2, seed: 11, actSteps: 1, horizonSteps: 1)
-        a.resetAll(); b.resetAll()
+    func testSeedingIsReproducible() throws {
+        let a = try VectorEnvironment(task: .pendulum, count: 2, seed: 11, actSteps: 1, horizonSteps: 1)
+        let b = try VectorEnvironment(task: .pendulum, count: 2, seed: 11, actSteps: 1, horizonSteps: 1)
+        try a.resetAll(); try b.resetAll()
         XCTAssertEqual(a.observations.toArray(), b.observations.toArray())
         XCTAssertNotEqual(Array(a.observations.toArray()[0..<3]), Array(a.observations.toArray()[3..<6]))
     }
