@@ -34,8 +34,10 @@ let package = Package(
             "Tensors", "Networks", "Algorithms",
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
+        // Offline diffusion-policy RL: Diffusion-QL and EDP (action approximation, DPM-Solver, energy-based selection, TD3/CRR/IQL).
+        .target(name: "Offline", dependencies: ["Tensors", "Networks", "Diffusion", "Datasets", "Algorithms"]),
         .executableTarget(name: "dppo", dependencies: [
-            "Cluster", "Datasets",
+            "Cluster", "Datasets", "Offline",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -47,6 +49,7 @@ let package = Package(
         .testTarget(name: "TransportTests", dependencies: ["Transport"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster"]),
         .testTarget(name: "ParityTests", dependencies: ["Diffusion", "Algorithms", "Networks", "Tensors"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "OfflineTests", dependencies: ["Offline", "Diffusion", "Networks", "Tensors", "Datasets"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Networks", "Tensors"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]
