@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "Algorithms", dependencies: ["Tensors", "Networks", "Diffusion", "Environments"]),
         .target(name: "Transport", dependencies: ["CNanomsg", "CLZ4"]),
         .target(name: "Cluster", dependencies: [
-            "Tensors", "Networks", "Diffusion", "Environments", "Algorithms", "Transport", "Datasets",
+            "Tensors", "Networks", "Diffusion", "Environments", "Algorithms", "Transport", "Datasets", "Offline",
             .product(name: "Yams", package: "Yams"),
         ]),
         // Behaviour-cloning data: .npy/.npz reading (zlib through ZIPFoundation, zlib1g-dev), our safetensors format, windows.

@@ -3,6 +3,7 @@ import Algorithms
 import Diffusion
 import Environments
 import Networks
+import Offline
 import Yams
 
 /// A configuration problem, with the key path and what to do about it.
@@ -22,6 +23,7 @@ public struct RunConfig: Sendable {
     public var train = TrainConfig()
     public var pretrain = PretrainConfig()
     public var cluster = ClusterConfig()
+    public var offline = OfflineConfig()
     /// The YAML of the resolved config, written to the run directory.
     public var resolvedYAML = ""
 
@@ -87,6 +89,42 @@ public struct RunConfig: Sendable {
         public var demonstratorGain = 0.35
         public var demonstratorNoise = 0.1
         public var settings = PretrainingSettings()
+    }
+
+    /// `dppo offline`: Diffusion-QL or EDP on a dataset, in DPPO's parameterisation (the `model` section).
+    public struct OfflineConfig: Sendable {
+        /// `diffusion_ql` or `edp`.
+        public var method = "edp"
+        /// EDP's policy-improvement variant: `td3`, `crr` or `iql`.
+        public var variant = EDPVariant.td3
+        /// The transitions (our dataset format or the reference's .npz); empty: `pretrain.dataset`.
+        public var dataset = ""
+        /// A checkpoint whose weights start the actor (e.g. the behaviour-cloned one); empty: fresh weights.
+        public var initCheckpoint = ""
+        public var steps = 10_000
+        public var batchSize = 256
+        public var gamma = 0.99
+        public var rewardScale = 1.0
+        public var actorLearningRate = 3e-4
+        public var criticLearningRate = 3e-4
+        /// Diffusion-QL's η (weight of the normalised Q term); EDP-TD3's α.
+        public var eta = 1.0
+        public var alpha = 2.0
+        public var gradientClip = 5.0
+        public var maxQBackup = false
+        public var learningRateDecay = false
+        /// `ddpm` (the policy's K-step chain) or `dpm` (DPM-Solver, `dpm_steps` model calls) for target and candidate actions.
+        public var sampler = "ddpm"
+        public var dpmSteps = 15
+        /// Candidate actions per state for evaluation with the critic (Diffusion-QL argmax/softmax, EDP's energy-based selection).
+        public var candidates = 50
+        /// `online` or `ema`: which actor copy the checkpoint exports (and evaluation uses).
+        public var exportActor = ActorCopy.online
+        /// Steps in which only the critics (and the actor's behaviour-cloning loss) train.
+        public var criticWarmupSteps = 0
+        public var evalEvery = 1_000
+        public var evalEpisodes = 16
+        public var logEvery = 100
     }
 
     public struct ClusterConfig: Sendable {
@@ -288,6 +326,42 @@ public struct RunConfig: Sendable {
         s.emaEvery = try pre.int("update_ema_freq", default: s.emaEvery)
         s.emaStartEpoch = try pre.int("epoch_start_ema", default: s.emaStartEpoch)
         pretrain.settings = s
+
+        let o = try root.section("offline")
+        offline.method = try o.string("method", default: offline.method)
+        guard ["diffusion_ql", "edp"].contains(offline.method) else { throw ConfigError("offline.method '\(offline.method)' must be diffusion_ql or edp") }
+        let variantName = try o.string("variant", default: offline.variant.rawValue)
+        guard let variant = EDPVariant(rawValue: variantName) else {
+            throw ConfigError("offline.variant '\(variantName)' must be one of \(EDPVariant.allCases.map(\.rawValue))")
+        }
+        offline.variant = variant
+        offline.dataset = try o.string("dataset", default: offline.dataset)
+        offline.initCheckpoint = try o.string("init_checkpoint", default: offline.initCheckpoint)
+        offline.steps = try o.int("n_steps", default: offline.steps)
+        offline.batchSize = try o.int("batch_size", default: offline.batchSize)
+        offline.gamma = try o.double("gamma", default: offline.gamma)
+        offline.rewardScale = try o.double("reward_scale", default: offline.rewardScale)
+        offline.actorLearningRate = try o.double("actor_lr", default: offline.actorLearningRate)
+        offline.criticLearningRate = try o.double("critic_lr", default: offline.criticLearningRate)
+        offline.eta = try o.double("eta", default: offline.eta)
+        offline.alpha = try o.double("alpha", default: offline.alpha)
+        offline.gradientClip = try o.double("grad_clip", default: offline.gradientClip)
+        offline.maxQBackup = try o.bool("max_q_backup", default: offline.maxQBackup)
+        offline.learningRateDecay = try o.bool("lr_decay", default: offline.learningRateDecay)
+        offline.sampler = try o.string("sampler", default: offline.sampler)
+        guard ["ddpm", "dpm"].contains(offline.sampler) else { throw ConfigError("offline.sampler '\(offline.sampler)' must be ddpm or dpm") }
+        offline.dpmSteps = try o.int("dpm_steps", default: offline.dpmSteps)
+        offline.candidates = try o.int("candidates", default: offline.candidates)
+        let exportName = try o.string("export_actor", default: offline.exportActor.rawValue)
+        guard let export = ActorCopy(rawValue: exportName) else { throw ConfigError("offline.export_actor '\(exportName)' must be online or ema") }
+        offline.exportActor = export
+        offline.criticWarmupSteps = try o.int("critic_warmup_steps", default: offline.criticWarmupSteps)
+        offline.evalEvery = try o.int("eval_freq", default: offline.evalEvery)
+        offline.evalEpisodes = try o.int("eval_episodes", default: offline.evalEpisodes)
+        offline.logEvery = try o.int("log_freq", default: offline.logEvery)
+        guard offline.steps >= 1, offline.batchSize >= 1, offline.evalEvery >= 1, offline.logEvery >= 1, offline.candidates >= 1, offline.dpmSteps >= 1 else {
+            throw ConfigError("offline.n_steps, batch_size, eval_freq, log_freq, candidates and dpm_steps must be ≥ 1")
+        }
 
         let c = try root.section("cluster")
         cluster.actors = try c.int("actors", default: cluster.actors)

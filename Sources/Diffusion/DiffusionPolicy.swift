@@ -2,6 +2,34 @@ import Foundation
 import Networks
 import Tensors
 
+/// One reverse step's coefficients as a sampling mode applies them (see `DiffusionPolicy.reverseStep`).
+public struct ReverseStepCoefficients: Sendable, Equatable {
+    /// The network's time input.
+    public var networkTime: Float
+    /// x̂₀ = s1·x − s2·ε̂ before the clamp.
+    public var s1: Float, s2: Float
+    /// Mean μ = c1·x̂₀ + c2·x.
+    public var c1: Float, c2: Float
+    /// Std of the added noise.
+    public var std: Float
+
+    public init(networkTime: Float, s1: Float, s2: Float, c1: Float, c2: Float, std: Float) {
+        self.networkTime = networkTime
+        self.s1 = s1
+        self.s2 = s2
+        self.c1 = c1
+        self.c2 = c2
+        self.std = std
+    }
+
+    /// x̂₀ = clamp(s1·x − s2·ε̂, ±clip) and the step's mean μ = c1·x̂₀ + c2·x for one element.
+    @inline(__always)
+    public func mean(x: Float, epsilon: Float, clip: Float) -> (denoised: Float, mean: Float) {
+        let denoised = min(max(s1 * x - s2 * epsilon, -clip), clip)
+        return (denoised, c1 * denoised + c2 * x)
+    }
+}
+
 /// A diffusion policy split into a frozen base network (steps t ≥ K′) and a fine-tuned copy
 /// (steps t < K′), with chain sampling for actors and transition log-likelihoods for the learner.
 /// DDPM and DDIM differ only in the per-step coefficients (`ReverseStepTable`).
@@ -55,6 +83,15 @@ public final class DiffusionPolicy {
     /// Nominal, sampling and likelihood std of step t (dppo.md §1.4–1.5), for diagnostics and tests.
     public func standardDeviations(step t: Int) -> (sampling: Float, likelihood: Float, deterministic: Float) {
         (steps.samplingStd[t], steps.likelihoodStd[t], steps.deterministicStd[t])
+    }
+
+    /// The coefficients sampling step t applies in `mode`, for samplers outside this class (Diffusion-QL's
+    /// differentiable chain): x̂₀ = clamp(s1·x − s2·ε̂, ±denoisedClip), x′ = c1·x̂₀ + c2·x + std·clamp(z, ±randnClip).
+    public func reverseStep(_ t: Int, mode: SamplingMode) -> ReverseStepCoefficients {
+        let deterministic = mode == .deterministic
+        return ReverseStepCoefficients(networkTime: steps.networkTime[t], s1: steps.s1[t], s2: steps.s2[t],
+            c1: deterministic ? steps.deterministicC1[t] : steps.c1[t], c2: deterministic ? steps.deterministicC2[t] : steps.c2[t],
+            std: deterministic ? steps.deterministicStd[t] : steps.samplingStd[t])
     }
 
     /// Samples one chain per observation row and records its last K′+1 iterates, drawing noise from `random`.

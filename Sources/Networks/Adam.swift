@@ -62,6 +62,14 @@ public final class Adam {
         return norm
     }
 
+    /// Restores a state that `state()` returned (resuming from a checkpoint).
+    public func restore(step: Int, firstMoment m: [Float], secondMoment v: [Float]) {
+        precondition(step >= 0 && m.count == parameters.count && v.count == parameters.count, "optimizer state does not fit \(parameters.count) parameters")
+        self.step = step
+        m.withUnsafeBufferPointer { firstMoment.update(from: $0.baseAddress!, count: parameters.count) }
+        v.withUnsafeBufferPointer { secondMoment.update(from: $0.baseAddress!, count: parameters.count) }
+    }
+
     /// Optimizer state for checkpoints: (step, m, v).
     public func state() -> (step: Int, firstMoment: [Float], secondMoment: [Float]) {
         (step, Array(UnsafeBufferPointer(start: firstMoment, count: parameters.count)),

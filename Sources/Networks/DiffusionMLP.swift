@@ -41,7 +41,10 @@ public final class DiffusionMLP {
     let timeEmbeddingGradient: Matrix
     let timeHiddenGradient: Matrix
 
-    public init(shape: DiffusionMLPShape) {
+    /// A network with its own parameters, or, with `sharing`, a second set of activation buffers over the
+    /// parameters (values and gradients) of another network of the same shape: backpropagation through a
+    /// chain of calls of one network (Diffusion-QL's policy term) keeps one such view per call.
+    public init(shape: DiffusionMLPShape, sharing shared: Parameters? = nil) {
         self.shape = shape
         var layout = ParameterLayout()
         let d = shape.timeDim
@@ -50,7 +53,12 @@ public final class DiffusionMLP {
         timeOut = Linear("time_embedding.1", inputs: 2 * d, outputs: d, layout: &layout)
         let inputWidth = shape.chunkWidth + d + shape.observationDim
         mlp = ResidualMLP("mlp_mean", inputs: inputWidth, hiddenDims: shape.mlpDims, outputs: shape.chunkWidth, activation: shape.activation, layout: &layout)
-        parameters = Parameters(layout: layout)
+        if let shared {
+            precondition(shared.entries == layout.entries, "shared parameters have another layout than \(shape)")
+            parameters = shared
+        } else {
+            parameters = Parameters(layout: layout)
+        }
         timeFeatures = Matrix(rows: 0, columns: d)
         timeHidden = Matrix(rows: 0, columns: 2 * d)
         timeActivated = Matrix(rows: 0, columns: 2 * d)
@@ -92,10 +100,15 @@ public final class DiffusionMLP {
         return mlp.forward(concatenated, parameters: parameters)
     }
 
-    /// Accumulates parameter gradients for dL/dε̂ = `outputGradient` of the last forward pass.
-    public func backward(outputGradient: Matrix) {
+    /// Accumulates parameter gradients for dL/dε̂ = `outputGradient` of the last forward pass and, when
+    /// `noisyChunkGradient` is given, writes dL/dx_t [B, Tp·Da] into it.
+    public func backward(outputGradient: Matrix, noisyChunkGradient: Matrix? = nil) {
         mlp.backward(input: concatenated, outputGradient: outputGradient, inputGradient: concatenatedGradient, parameters: parameters)
         let batch = outputGradient.rows
+        if let noisyChunkGradient {
+            noisyChunkGradient.resize(rows: batch)
+            for row in 0..<batch { noisyChunkGradient.row(row).update(from: concatenatedGradient.row(row), count: shape.chunkWidth) }
+        }
         timeEmbeddingGradient.resize(rows: batch)
         let a = shape.chunkWidth, d = shape.timeDim
         for row in 0..<batch {

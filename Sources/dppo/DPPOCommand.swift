@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cluster
+import Offline
 import Datasets
 import Foundation
 
@@ -12,7 +13,7 @@ struct DPPOCommand: ParsableCommand {
         A run is one learner and N actors. `cluster/launch.sh CONFIG` starts them all on this machine;
         the subcommands below are what it runs, and what you run yourself to place actors on other hosts.
         """,
-        subcommands: [Pretrain.self, Learner.self, Actor.self, Evaluate.self, Collect.self, DatasetCommand.self, Bench.self])
+        subcommands: [Pretrain.self, Learner.self, Actor.self, OfflineTraining.self, Evaluate.self, Collect.self, DatasetCommand.self, Bench.self])
 }
 
 /// Options every command that reads a config shares.
@@ -42,6 +43,22 @@ extension DPPOCommand {
             let directory = try output.map { URL(fileURLWithPath: $0) } ?? RunDirectory.create(root: "runs", name: config.name + "-pretrain").url
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             _ = try runPretraining(config: config, output: directory)
+        }
+    }
+
+    struct OfflineTraining: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "offline",
+            abstract: "Train a diffusion policy offline with Diffusion-QL or EDP (TD3, CRR, IQL) on a dataset (see docs/offline.md).",
+            discussion: "offline.method picks the method, offline.dataset the transitions (with rewards, e.g. from dppo collect). The run directory gets metrics.jsonl, evaluations, checkpoints/final.safetensors (readable by dppo eval, and a DPPO starting point as pretrain.checkpoint) and the critics next to it.")
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "Run directory (default: runs/<name>/<UTC time>).")
+        var runDir: String?
+
+        func run() throws {
+            let config = try options.load()
+            let run = try runDir.map { try RunDirectory(url: URL(fileURLWithPath: $0)) } ?? RunDirectory.create(root: "runs", name: config.name)
+            try runOffline(config: config, run: run)
         }
     }
 
@@ -150,8 +167,23 @@ extension DPPOCommand {
         var compareTorch = false
         @Option(help: "Seconds per measurement.")
         var seconds: Double = 2
+        @Flag(help: "Measure only the offline methods: training steps/s of Diffusion-QL, EDP without action approximation, EDP without DPM-Solver and EDP, and DDPM vs DPM-Solver sampling.")
+        var offline = false
 
         func run() throws {
+            if offline {
+                let say: (String) -> Void = json ? { _ in } : { print($0) }
+                let training = benchmarkOfflineTraining(seconds: seconds, log: say)
+                let sampling = benchmarkSampling(denoisingSteps: [20, 100, 1000], batches: [1, 256], seconds: seconds, log: say)
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys]
+                    let object: [String: Any] = ["offline_training": try JSONSerialization.jsonObject(with: encoder.encode(training)),
+                                                 "sampling": try JSONSerialization.jsonObject(with: encoder.encode(sampling))]
+                    print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+                }
+                return
+            }
             let report = Benchmarks.run(seconds: seconds, log: json ? { _ in } : { print($0) })
             let torch = compareTorch ? try runTorchBaseline() : nil
             if json {

@@ -1,0 +1,193 @@
+import Foundation
+import Algorithms
+import Datasets
+import Diffusion
+import Networks
+import Offline
+import Tensors
+
+/// What `dppo offline` needs from Diffusion-QL's and EDP's trainers.
+protocol OfflineTrainer: AnyObject {
+    func trainStep(batch: OfflineBatch) -> OfflineStatistics
+    func selectActions(observations: Matrix, actions: Matrix)
+    func actor(_ copy: ActorCopy) -> Parameters
+    var parameterSets: [String: Parameters] { get }
+    /// Scales the policy-improvement term (Diffusion-QL's η, EDP's guide weight); 0 during critic warm-up.
+    var improvementScale: Double { get set }
+}
+
+extension DiffusionQLTrainer: OfflineTrainer {
+    var improvementScale: Double {
+        get { settings.eta }
+        set { settings.eta = newValue }
+    }
+}
+
+extension EDPTrainer: OfflineTrainer {
+    var improvementScale: Double {
+        get { settings.guideCoefficient }
+        set { settings.guideCoefficient = newValue }
+    }
+}
+
+/// The offline policy as evaluation sees it with critic-guided selection: N candidate chunks per state from the
+/// online actor, one picked by the twin critics (Diffusion-QL §2.7 / EDP's energy-based selection §3.8).
+final class CriticSelectedPolicy: RolloutPolicy {
+    let trainer: OfflineTrainer
+    let policy: DiffusionPolicy
+
+    init(trainer: OfflineTrainer, policy: DiffusionPolicy) {
+        self.trainer = trainer
+        self.policy = policy
+    }
+
+    var recordWidth: Int { policy.settings.chunkWidth }
+    var actionOffset: Int { 0 }
+    var broadcastParameters: Parameters { policy.base.parameters }
+
+    func sample(observations: Matrix, mode: SamplingMode, random: inout Philox, records: Matrix) {
+        trainer.selectActions(observations: observations, actions: records)
+    }
+}
+
+/// `dppo offline`: Diffusion-QL or EDP on a dataset in DPPO's parameterisation, with progress, metrics.jsonl,
+/// periodic evaluation (the exported actor sampled as DPPO samples it, and the online actor with critic selection),
+/// and checkpoints that `dppo eval` reads and that DPPO fine-tuning starts from (`pretrain.checkpoint`).
+/// Returns the summary written to summary.json.
+@discardableResult
+public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Void = Cluster.log) throws -> [String: Any] {
+    BLAS.setThreads(config.cluster.learnerThreads)
+    let started = Date()
+    let settings = config.offline
+    guard config.model.policy == .diffusion else { throw ConfigError("dppo offline trains diffusion policies: set model.policy: diffusion") }
+    try config.resolvedYAML.write(to: run.config, atomically: true, encoding: .utf8)
+
+    var dataConfig = config
+    if !settings.dataset.isEmpty { dataConfig.pretrain.dataset = settings.dataset }
+    guard !dataConfig.pretrain.dataset.isEmpty else { throw ConfigError("offline.dataset (or pretrain.dataset) must name the transitions to learn from") }
+    let data = try loadPretrainingData(config: dataConfig)
+    guard data.rewards != nil else { throw ConfigError("\(dataConfig.pretrain.dataset) has no rewards; offline RL needs them (collect it with dppo collect)") }
+
+    let policy = DiffusionPolicy(settings: config.denoising, network: config.networkShape)
+    let model = PolicyModel.diffusion(policy)
+    var normalization = try data.normalization ?? Normalization(dataset: data)
+    var random = Philox(seed: config.seed, stream: 0x0FF1)
+    if settings.initCheckpoint.isEmpty {
+        model.initialize(random: &random)
+    } else {
+        let info = try Checkpoint.load(model, from: URL(fileURLWithPath: settings.initCheckpoint))
+        if let stored = info.normalization { normalization = stored }
+        log("offline: actor starts from \(settings.initCheckpoint)")
+    }
+    let transitions = try OfflineDataset(dataset: data, normalization: normalization, conditionSteps: config.environment.conditionSteps,
+                                         horizonSteps: config.environment.horizonSteps, discount: settings.gamma,
+                                         rewardTransform: RewardTransform(scale: settings.rewardScale))
+    let sampler: ChunkSampler = settings.sampler == "dpm"
+        ? DPMSolverChunkSampler(settings: DPMSolverSettings(modelCalls: settings.dpmSteps, order: min(3, settings.dpmSteps), denoisedClip: nil))
+        : DDPMChunkSampler()
+    let clip: Double? = settings.gradientClip > 0 ? settings.gradientClip : nil
+    let trainer: OfflineTrainer
+    let label: String
+    if settings.method == "diffusion_ql" {
+        var s = DiffusionQLSettings()
+        s.eta = settings.eta
+        s.actorLearningRate = settings.actorLearningRate
+        s.criticLearningRate = settings.criticLearningRate
+        s.gradientNormClip = clip
+        s.maxQBackup = settings.maxQBackup
+        s.learningRateDecaySteps = settings.learningRateDecay ? settings.steps : nil
+        s.evaluationCandidates = settings.candidates
+        trainer = DiffusionQLTrainer(policy: policy, settings: s, sampler: sampler, seed: config.seed)
+        label = "Diffusion-QL"
+    } else {
+        var s = EDPSettings(variant: settings.variant)
+        s.learningRate = settings.actorLearningRate
+        s.gradientNormClip = clip
+        s.td3Alpha = settings.alpha
+        s.maxQBackup = settings.maxQBackup
+        s.learningRateDecaySteps = settings.learningRateDecay ? settings.steps : nil
+        s.selectionCandidates = settings.candidates
+        trainer = EDPTrainer(policy: policy, settings: s, sampler: sampler, seed: config.seed)
+        label = "EDP-\(settings.variant.rawValue.uppercased())"
+    }
+    log(String(format: "offline: %@ on %d transitions (%@), %d steps of batch %d, %@ sampling; run directory %@", label, transitions.count,
+               dataConfig.pretrain.dataset, settings.steps, settings.batchSize, settings.sampler == "dpm" ? "DPM-Solver (\(settings.dpmSteps) calls)" : "DDPM",
+               run.url.path))
+
+    // The exported copy, sampled exactly as `dppo eval` and DPPO's actors sample it, and the critic-selected online actor.
+    let exported = DiffusionPolicy(settings: config.denoising, network: config.networkShape)
+    let selected = CriticSelectedPolicy(trainer: trainer, policy: policy)
+    let metrics = try MetricsWriter(url: run.metrics)
+    var evaluations: [(step: Int, policy: Double, selected: Double)] = []
+    func evaluate(step: Int) throws {
+        copyActor(trainer.actor(settings.exportActor), into: exported)
+        let plain = try evaluatePolicy(exported, config: config, normalization: normalization, episodes: settings.evalEpisodes, seed: config.seed &+ 7777)
+        let guided = try evaluatePolicy(selected, config: config, normalization: normalization, episodes: settings.evalEpisodes, seed: config.seed &+ 7777)
+        evaluations.append((step, plain.meanReturn, guided.meanReturn))
+        metrics.write(["step": step, "eval/return": plain.meanReturn, "eval/return_std": plain.stdReturn,
+                       "eval/return_selected": guided.meanReturn, "eval/return_selected_std": guided.stdReturn])
+        log(String(format: "offline: step %d eval return %.1f ± %.1f (%@ actor, as DPPO samples it), %.1f ± %.1f with critic selection of %d candidates",
+                   step, plain.meanReturn, plain.stdReturn, settings.exportActor.rawValue, guided.meanReturn, guided.stdReturn, settings.candidates))
+    }
+    func save(_ name: String) throws {
+        copyActor(trainer.actor(settings.exportActor), into: exported)
+        let url = run.checkpoints.appendingPathComponent("\(name).safetensors")
+        let info = CheckpointInfo(kind: "offline", iteration: evaluations.last?.step ?? 0, policyVersion: 0, environmentSteps: 0,
+                                  model: .diffusion(exported), normalization: normalization, evalReturn: evaluations.last?.policy)
+        try Checkpoint.save(model: .diffusion(exported), update: nil, info: info, to: url)
+        var critics: [NamedTensor] = []
+        for (key, parameters) in trainer.parameterSets.sorted(by: { $0.key < $1.key }) where !key.hasPrefix("actor") {
+            critics += parameters.namedTensors(prefix: "\(key).")
+        }
+        try Safetensors.write(critics, metadata: ["format": "dppo-swift-offline-critics", "method": label],
+                              to: run.checkpoints.appendingPathComponent("\(name)-critics.safetensors"))
+    }
+
+    try evaluate(step: 0)
+    // Critic warm-up: with a fresh critic, the policy-improvement term of the first steps follows noise and pulls a
+    // pre-trained actor off its data; the actor keeps only its behaviour-cloning loss until the critic has trained.
+    let improvement = trainer.improvementScale
+    if settings.criticWarmupSteps > 0 { trainer.improvementScale = 0 }
+    let batch = transitions.makeBatch(size: settings.batchSize)
+    var sampling = Philox(seed: config.seed, stream: 0x0FF2)
+    var window = Date()
+    var windowSteps = 0
+    for step in 1...settings.steps {
+        if step == settings.criticWarmupSteps + 1 { trainer.improvementScale = improvement }
+        transitions.sample(into: batch, random: &sampling)
+        let statistics = trainer.trainStep(batch: batch)
+        windowSteps += 1
+        let losses = [statistics.criticLoss, statistics.actorLoss, statistics.valueLoss]
+        guard losses.allSatisfy(\.isFinite) else {
+            throw ConfigError("offline: a loss became non-finite at step \(step) (critic \(statistics.criticLoss), actor \(statistics.actorLoss)); lower offline.actor_lr / critic_lr or grad_clip")
+        }
+        if step % settings.logEvery == 0 || step == settings.steps {
+            let rate = Double(windowSteps) / max(Date().timeIntervalSince(window), 1e-9)
+            var record: [String: Any] = ["step": step, "perf/steps_per_second": rate]
+            for (name, value) in statistics.metrics { record[name] = value }
+            metrics.write(record)
+            log(String(format: "offline: step %6d/%d | critic %.4f diffusion %.4f guide %+.4f | Q(data) %.2f Q(policy) %.2f | %.1f steps/s, ETA %.0fs",
+                       step, settings.steps, statistics.criticLoss, statistics.diffusionLoss, statistics.guideLoss, statistics.datasetQ,
+                       statistics.policyQ, rate, Double(settings.steps - step) / rate))
+            window = Date()
+            windowSteps = 0
+        }
+        if step % settings.evalEvery == 0 || step == settings.steps {
+            try evaluate(step: step)
+            try save(step == settings.steps ? "final" : "step-\(step)")
+        }
+    }
+    let wall = Date().timeIntervalSince(started)
+    let last = evaluations.last!, first = evaluations.first!
+    let summary: [String: Any] = [
+        "method": label, "steps": settings.steps, "transitions": transitions.count, "wall_seconds": wall,
+        "initial_eval_return": first.policy, "initial_eval_return_selected": first.selected,
+        "final_eval_return": last.policy, "final_eval_return_selected": last.selected,
+        "best_eval_return": evaluations.map(\.policy).max()!, "best_eval_return_selected": evaluations.map(\.selected).max()!,
+        "checkpoint": run.checkpoints.appendingPathComponent("final.safetensors").path,
+    ]
+    try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]).write(to: run.summary)
+    log(String(format: "offline: done in %.0f s; eval return %.1f → %.1f (with critic selection %.1f → %.1f); checkpoint %@", wall,
+               first.policy, last.policy, first.selected, last.selected, run.checkpoints.appendingPathComponent("final.safetensors").path))
+    return summary
+}
