@@ -11,6 +11,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // System libraries from Debian (libnanomsg-dev, liblz4-dev, libopenblas-dev, libmujoco-dev).
@@ -24,7 +25,7 @@ let package = Package(
         .target(name: "Diffusion", dependencies: ["Tensors", "Networks"]),
         .target(name: "Environments", dependencies: ["Tensors", "CMuJoCo"]),
         .target(name: "Algorithms", dependencies: ["Tensors", "Networks", "Diffusion", "Environments"]),
-        .target(name: "Transport", dependencies: ["CNanomsg", "CLZ4"]),
+        .target(name: "Transport", dependencies: ["CNanomsg", "CLZ4", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Cluster", dependencies: [
             "Tensors", "Networks", "Diffusion", "Environments", "Algorithms", "Transport", "Datasets", "Offline",
             .product(name: "Yams", package: "Yams"),

@@ -4,20 +4,23 @@
 # Ctrl-C, on error, or when the learner exits.
 #
 #   cluster/launch.sh CONFIG [--actors N] [--set key=value ...]
+#   cluster/launch.sh CONFIG --resume RUN_DIR    # continue a run from its latest checkpoint
 set -euo pipefail
 
-usage() { echo "usage: $0 CONFIG [--actors N] [--bin PATH] [--run-dir DIR] [--set key=value ...]" >&2; exit 2; }
+usage() { echo "usage: $0 CONFIG [--actors N] [--bin PATH] [--run-dir DIR | --resume DIR] [--set key=value ...]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 config=$1; shift
 actors=""
 bin="${DPPO_BIN:-.build/release/dppo}"
 run_dir=""
+resume=""
 overrides=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --actors) actors=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     --run-dir) run_dir=$2; shift 2 ;;
+    --resume) resume=$2; shift 2 ;;
     --set) overrides+=(--set "$2"); shift 2 ;;
     *) usage ;;
   esac
@@ -25,6 +28,11 @@ done
 [ -f "$config" ] || { echo "launch: config $config not found" >&2; exit 2; }
 [ -x "$bin" ] || { echo "launch: $bin is not built (swift build -c release)" >&2; exit 2; }
 [ -n "$actors" ] && overrides+=(--set "cluster.actors=$actors")
+if [ -n "$resume" ]; then
+  [ -z "$run_dir" ] || { echo "launch: --resume continues the run in its own directory; drop --run-dir" >&2; exit 2; }
+  [ -d "$resume/checkpoints" ] || { echo "launch: $resume is not a run directory (no checkpoints/)" >&2; exit 2; }
+  run_dir=$resume
+fi
 
 # Read what the launcher needs from the resolved config (name, actors, checkpoint) via a dry parse.
 name=$(awk '/^name:/ {print $2; exit}' "$config"); name=${name:-dppo}
@@ -52,17 +60,22 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-if [ -z "$checkpoint" ]; then
+if [ -n "$resume" ]; then
+  learner_start=(--resume "$run_dir")
+  echo "launch: resuming $run_dir from its latest checkpoint"
+elif [ -z "$checkpoint" ]; then
   "$bin" pretrain --config "$config" "${overrides[@]}" --output "$run_dir/pretrain" 2>&1 | tee "$run_dir/logs/pretrain.log"
   checkpoint="$run_dir/pretrain/pretrained.safetensors"
 fi
+[ -n "$resume" ] || learner_start=(--run-dir "$run_dir" --base-policy "$checkpoint")
 
-"$bin" learner --config "$config" "${overrides[@]}" --run-dir "$run_dir" --base-policy "$checkpoint" \
-  > >(tee "$run_dir/logs/learner.log") 2>&1 &
+# Logs are appended, so a resumed run keeps the history of the runs before it.
+"$bin" learner --config "$config" "${overrides[@]}" "${learner_start[@]}" \
+  > >(tee -a "$run_dir/logs/learner.log") 2>&1 &
 learner=$!
 pids+=("$learner")
 for ((i = 0; i < actors; i++)); do
-  "$bin" actor --config "$config" "${overrides[@]}" --index "$i" > "$run_dir/logs/actor-$i.log" 2>&1 &
+  "$bin" actor --config "$config" "${overrides[@]}" --index "$i" >> "$run_dir/logs/actor-$i.log" 2>&1 &
   pids+=("$!")
 done
 echo "launch: learner pid $learner, $actors actors (logs in $run_dir/logs)"

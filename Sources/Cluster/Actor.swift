@@ -1,5 +1,6 @@
 import Foundation
 import Algorithms
+import Datasets
 import Diffusion
 import Environments
 import Tensors
@@ -10,22 +11,39 @@ import Transport
 /// exploration sampling, and streams them to the learner in segments.
 public final class Actor {
     let config: RunConfig
-    let codec = WireCodec()
+    let codec: WireCodec
     let endpoints: Endpoints
     let requestedIndex: Int?
     let model: PolicyModel
     var sequence: UInt64 = 0
 
-    public init(config: RunConfig, learnerHost: String, requestedIndex: Int?) {
+    public init(config: RunConfig, learnerHost: String, requestedIndex: Int?) throws {
         self.config = config
+        codec = WireCodec(key: try ClusterKey.load(config: config)?.bytes)
         endpoints = Endpoints(host: learnerHost, basePort: config.cluster.basePort)
         self.requestedIndex = requestedIndex
         BLAS.setThreads(1)
         model = PolicyModel(config: config)
     }
 
-    /// Runs until the learner says to shut down or stops answering for `giveUpSeconds`.
-    public func run(giveUpSeconds: Double = 60, log: (String) -> Void = Cluster.log) throws {
+    /// What the learner said in its welcome.
+    struct Membership {
+        var index: Int
+        var seed: UInt64
+        var policyVersion: UInt64
+        var normalization: Normalization?
+    }
+
+    /// Runs until the learner says to shut down.
+    ///
+    /// Reconnection: when the learner falls silent (no weights notice or heartbeat reply for
+    /// `cluster.learner_timeout_s`) or refuses this actor as unknown (it was restarted, e.g. with `--resume`),
+    /// the actor says hello again with its own index, retrying with backoff for up to `giveUpSeconds`
+    /// (default `cluster.reconnect_timeout_s`). It keeps its environments and random state, and rolls out the
+    /// learner's current version from its first step, whatever it sent before.
+    public func run(giveUpSeconds: Double? = nil, log: (String) -> Void = Cluster.log) throws {
+        let giveUp = giveUpSeconds ?? config.cluster.reconnectTimeoutSeconds
+        let learnerTimeout = config.cluster.learnerTimeoutSeconds
         let push = try Socket(.push, sendTimeoutMilliseconds: 5_000)
         try push.connect(endpoints.trajectories)
         let subscriber = try Socket(.subscribe, receiveTimeoutMilliseconds: 100)
@@ -33,29 +51,30 @@ public final class Actor {
         let request = try Socket(.request, receiveTimeoutMilliseconds: 2_000)
         try request.connect(endpoints.control)
 
-        // hello → welcome: our index, our seed, and the frozen base weights.
-        var helloMeta: [String: Any] = ["config_hash": String(config.compatibilityHash)]
-        if let requestedIndex { helloMeta["requested_index"] = requestedIndex }
-        let hello = WireMessage(kind: .hello, policyVersion: 0, actorIndex: 0, sequence: 0, tensors: [Messages.meta(helloMeta)])
-        let welcome = try call(request, hello, giveUpSeconds: giveUpSeconds)
-        guard welcome.kind == .welcome else { throw refusalError(welcome) }
-        let meta = try Messages.readMeta(welcome)
-        let index = Int(welcome.actorIndex)
-        let seed = UInt64((meta["seed"] as? String) ?? "") ?? config.seed
-        try welcome.tensor(named: "base").copyFloats(into: model.baseParameters.values, count: model.baseParameters.count)
-        let normalization = try Messages.readNormalization(welcome)
-        log("actor \(index): joined learner at \(endpoints.control), seed \(seed), \(config.environment.environmentsPerActor) environments")
+        let membership = try join(request, index: requestedIndex, giveUpSeconds: giveUp)
+        let index = membership.index
+        log("actor \(index): joined learner at \(endpoints.control), seed \(membership.seed), \(config.environment.environmentsPerActor) environments")
 
-        let environments = try config.makeEnvironments(count: config.environment.environmentsPerActor, seed: seed, normalization: normalization)
+        let environments = try config.makeEnvironments(count: config.environment.environmentsPerActor, seed: membership.seed, normalization: membership.normalization)
         try environments.resetAll()
         var firsts = [UInt8](repeating: 1, count: environments.count)
-        var random = Philox(seed: seed, stream: 0xAC70)
+        var random = Philox(seed: membership.seed, stream: 0xAC70)
         var rolledVersion: UInt64 = 0
-        var announcedVersion = welcome.policyVersion
+        var announcedVersion = membership.policyVersion
         var lastContact = Date()
         var lastHeartbeat = Date.distantPast
+        var restarted = false
 
         while true {
+            if restarted || Date().timeIntervalSince(lastContact) > learnerTimeout {
+                log("actor \(index): " + (restarted ? "the learner was restarted" : "no word from the learner for \(Int(learnerTimeout)) s") + "; saying hello again")
+                let rejoined = try join(request, index: index, giveUpSeconds: giveUp)
+                log("actor \(index): rejoined at policy version \(rejoined.policyVersion)")
+                rolledVersion = 0
+                announcedVersion = rejoined.policyVersion
+                lastContact = Date()
+                restarted = false
+            }
             if let bytes = try subscriber.receive(), let notice = try? codec.decode(bytes) {
                 if notice.kind == .shutdown { log("actor \(index): learner finished, exiting"); return }
                 if notice.kind == .weightsNotice { announcedVersion = max(announcedVersion, notice.policyVersion); lastContact = Date() }
@@ -63,29 +82,66 @@ public final class Actor {
             if Date().timeIntervalSince(lastHeartbeat) > 1 {
                 lastHeartbeat = Date()
                 let beat = WireMessage(kind: .heartbeat, policyVersion: rolledVersion, actorIndex: UInt32(index), sequence: sequence, tensors: [])
-                if let reply = try? call(request, beat, giveUpSeconds: 2) {
-                    lastContact = Date()
-                    if reply.kind == .shutdown { log("actor \(index): learner finished, exiting"); return }
-                    announcedVersion = max(announcedVersion, reply.policyVersion)
+                if let reply = try exchange(request, beat) {
+                    switch reply.kind {
+                    case .shutdown: log("actor \(index): learner finished, exiting"); return
+                    case .heartbeatReply: lastContact = Date(); announcedVersion = max(announcedVersion, reply.policyVersion)
+                    default: if isUnknownActorRefusal(reply) { restarted = true; continue }
+                    }
                 }
-            }
-            if Date().timeIntervalSince(lastContact) > giveUpSeconds {
-                throw ConfigError("actor \(index): no word from the learner for \(Int(giveUpSeconds)) s, giving up")
             }
             guard announcedVersion > rolledVersion else { continue }
 
-            let weights = try call(request, WireMessage(kind: .weightsRequest, policyVersion: announcedVersion, actorIndex: UInt32(index), sequence: sequence, tensors: []), giveUpSeconds: giveUpSeconds)
-            guard weights.kind == .weights else { throw refusalError(weights) }
+            let fetch = WireMessage(kind: .weightsRequest, policyVersion: announcedVersion, actorIndex: UInt32(index), sequence: sequence, tensors: [])
+            guard let weights = try exchange(request, fetch) else { continue }
+            switch weights.kind {
+            case .shutdown: log("actor \(index): learner finished, exiting"); return
+            case .weights: break
+            default: guard isUnknownActorRefusal(weights) else { throw refusalError(weights) }; restarted = true; continue
+            }
             try weights.tensor(named: "fine_tuned").copyFloats(into: model.trainableParameters.values, count: model.trainableParameters.count)
             rolledVersion = weights.policyVersion
             announcedVersion = max(announcedVersion, rolledVersion)
-            try rollout(version: rolledVersion, index: index, environments: environments, firsts: &firsts, random: &random, push: push)
             lastContact = Date()
+            if try rollout(version: rolledVersion, index: index, environments: environments, firsts: &firsts, random: &random, push: push, request: request) {
+                lastContact = Date()
+            } else {
+                // Part of this version may be lost: roll it again from its first step, which restarts our stream at the learner.
+                log("actor \(index): the learner stopped taking segments of version \(rolledVersion)")
+                rolledVersion = 0
+            }
+        }
+    }
+
+    /// hello → welcome, retried with backoff (0.5 s doubling to 10 s) until `giveUpSeconds` have passed. Loads the
+    /// frozen base weights the welcome carries.
+    func join(_ request: Socket, index: Int?, giveUpSeconds: Double) throws -> Membership {
+        var helloMeta: [String: Any] = ["config_hash": String(config.compatibilityHash)]
+        if let index { helloMeta["requested_index"] = index }
+        let hello = WireMessage(kind: .hello, policyVersion: 0, actorIndex: 0, sequence: 0, tensors: [Messages.meta(helloMeta)])
+        let deadline = Date().addingTimeInterval(giveUpSeconds)
+        var pause = 0.5
+        while true {
+            if let welcome = try exchange(request, hello) {
+                guard welcome.kind == .welcome else { throw refusalError(welcome) }
+                let meta = try Messages.readMeta(welcome)
+                try welcome.tensor(named: "base").copyFloats(into: model.baseParameters.values, count: model.baseParameters.count)
+                return Membership(index: Int(welcome.actorIndex), seed: UInt64((meta["seed"] as? String) ?? "") ?? config.seed,
+                                  policyVersion: welcome.policyVersion, normalization: try Messages.readNormalization(welcome))
+            }
+            guard Date().addingTimeInterval(pause) < deadline else {
+                throw ConfigError("no welcome from the learner's control endpoint \(endpoints.control) within \(Int(giveUpSeconds)) s, giving up (cluster.reconnect_timeout_s)")
+            }
+            Thread.sleep(forTimeInterval: pause)
+            pause = min(pause * 2, 10)
         }
     }
 
     /// Rolls out one iteration's decisions for `version` and sends them as segments.
-    func rollout(version: UInt64, index: Int, environments: VectorEnvironment, firsts: inout [UInt8], random: inout Philox, push: Socket) throws {
+    /// Returns false when the learner stopped taking segments and no longer answers heartbeats (gone, restarted or
+    /// finished): the rest of the version is not sent.
+    func rollout(version: UInt64, index: Int, environments: VectorEnvironment, firsts: inout [UInt8], random: inout Philox,
+                 push: Socket, request: Socket) throws -> Bool {
         let e = environments.count
         let o = config.networkShape.observationDim, c = config.recordWidth
         let policy = model.rollout
@@ -123,20 +179,24 @@ public final class Actor {
             segment.nextObservations = environments.observations.toArray()
             sequence += 1
             let bytes = try codec.encode(segment.message(sequence: sequence, observationWidth: o, chainWidth: c))
-            guard try push.send(bytes) else { throw ConfigError("actor \(index): the learner did not take a segment within 5 s") }
+            // A send times out while the learner is busy (evaluating, checkpointing) or gone: wait while it answers heartbeats.
+            while try !push.send(bytes) {
+                let beat = WireMessage(kind: .heartbeat, policyVersion: version, actorIndex: UInt32(index), sequence: sequence, tensors: [])
+                guard try exchange(request, beat)?.kind == .heartbeatReply else { return false }
+            }
             offset += steps
         }
+        return true
     }
 
-    /// Sends a request and waits for its reply, retrying on timeouts until `giveUpSeconds`.
-    func call(_ socket: Socket, _ message: WireMessage, giveUpSeconds: Double) throws -> WireMessage {
-        let bytes = try codec.encode(message)
-        let deadline = Date().addingTimeInterval(giveUpSeconds)
-        repeat {
-            guard try socket.send(bytes) else { continue }
-            if let reply = try socket.receive() { return try codec.decode(reply) }
-        } while Date() < deadline
-        throw ConfigError("no reply from the learner's control endpoint \(endpoints.control) within \(Int(giveUpSeconds)) s")
+    /// Sends a request and waits up to the socket's receive timeout for its reply; nil when none came.
+    func exchange(_ socket: Socket, _ message: WireMessage) throws -> WireMessage? {
+        guard try socket.send(try codec.encode(message)), let reply = try socket.receive() else { return nil }
+        return try codec.decode(reply)
+    }
+
+    func isUnknownActorRefusal(_ message: WireMessage) -> Bool {
+        message.kind == .refusal && (try? Messages.readMeta(message))?["reason"] as? String == "unknown_actor"
     }
 
     func refusalError(_ message: WireMessage) -> Error {

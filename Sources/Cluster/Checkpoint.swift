@@ -3,12 +3,15 @@ import Algorithms
 import Datasets
 import Diffusion
 import Networks
+import Tensors
 
 /// Policy checkpoints: one safetensors file holding the frozen pre-trained policy (`base.*`), the trained copy
 /// (`ft.*`: DPPO's fine-tuned network, or the Gaussian's network) and, for fine-tuning checkpoints, the critic
 /// (`critic.*`) and optimizer moments (`optimizer.<name>.m|v`); plus a JSON sidecar with what is not a tensor
 /// (iteration, policy version, optimizer steps, reward-scaler state, the architecture, denoising settings and
-/// the observation/action normalisation the policy was trained with).
+/// the observation/action normalisation the policy was trained with). A fine-tuning checkpoint also holds what
+/// `dppo learner --resume` needs to continue the run: the learner's random-number state, the learning-rate
+/// schedules' positions, the evaluations so far, the run's wall time and its dropped-segment counts.
 public struct CheckpointInfo: Codable, Sendable {
     public var kind: String                 // "pretrain" or "finetune"
     public var iteration: Int
@@ -24,6 +27,17 @@ public struct CheckpointInfo: Codable, Sendable {
     public var criticOptimizerStep: Int?
     public var rewardScaler: RunningRewardScaler?
     public var evalReturn: Double?
+    /// The PPO update's generator (minibatch permutations); resuming continues at its next Philox block.
+    public var learnerRandom: Philox?
+    /// Learning-rate scheduler steps taken by the actor and the critic.
+    public var actorScheduleSteps: Int?
+    public var criticScheduleSteps: Int?
+    /// The evaluation before the first update, and the latest one.
+    public var initialEvaluation: EvaluationResult?
+    public var lastEvaluation: EvaluationResult?
+    /// Learner wall time of the run so far, across resumes.
+    public var wallSeconds: Double?
+    public var droppedSegments: [String: Int]?
 
     public init(kind: String, iteration: Int, policyVersion: UInt64, environmentSteps: Int, model: PolicyModel, normalization: Normalization?,
                 actorOptimizerStep: Int? = nil, criticOptimizerStep: Int? = nil, rewardScaler: RunningRewardScaler? = nil, evalReturn: Double? = nil) {
@@ -62,6 +76,48 @@ public enum Checkpoint {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(info).write(to: sidecarURL(for: url), options: .atomic)
+    }
+
+    /// The fine-tuning checkpoint of `run` with the most iterations (`itr-N` or `final`): where `--resume` continues.
+    public static func latest(in run: RunDirectory) throws -> URL {
+        let files = (try? FileManager.default.contentsOfDirectory(at: run.checkpoints, includingPropertiesForKeys: nil)) ?? []
+        // The sidecar is written after the weights, atomically: a checkpoint whose sidecar exists is complete.
+        let candidates = files.filter { $0.pathExtension == "safetensors" && FileManager.default.fileExists(atPath: sidecarURL(for: $0).path) }
+            .compactMap { url in (try? readInfo(from: url)).flatMap { $0.kind == "finetune" ? (url, $0.iteration) : nil } }
+        guard let newest = candidates.max(by: { $0.1 < $1.1 }) else {
+            throw ConfigError("no fine-tuning checkpoint in \(run.checkpoints.path) to resume from (checkpoints are written every train.save_model_freq iterations)")
+        }
+        return newest.0
+    }
+
+    /// Restores the learner's training state from a fine-tuning checkpoint whose policy `load` already read:
+    /// critic weights, both AdamW states (moments and step counts), the running reward scaler, the update's random
+    /// generator and the learning-rate schedules' positions.
+    public static func restoreTraining(_ update: PPOUpdate, info: CheckpointInfo, from url: URL) throws {
+        let name = url.lastPathComponent
+        guard info.kind == "finetune" else { throw ConfigError("checkpoint \(name) is a \(info.kind) checkpoint; only fine-tuning checkpoints resume a run") }
+        guard let random = info.learnerRandom, let actorScheduleSteps = info.actorScheduleSteps, let criticScheduleSteps = info.criticScheduleSteps,
+              info.initialEvaluation != nil else {
+            throw ConfigError("checkpoint \(name) predates resumable checkpoints (its sidecar lacks the learner's random state, schedules and evaluations)")
+        }
+        let (tensors, _) = try Safetensors.read(from: url)
+        try update.critic.parameters.load(tensors, prefix: "critic.")
+        for (optimizerName, optimizer, step) in [("actor", update.actorOptimizer, info.actorOptimizerStep), ("critic", update.criticOptimizer, info.criticOptimizerStep)] {
+            guard let m = tensors["optimizer.\(optimizerName).m"], let v = tensors["optimizer.\(optimizerName).v"], let step,
+                  m.values.count == optimizer.parameters.count, v.values.count == optimizer.parameters.count else {
+                throw ConfigError("checkpoint \(name) lacks a complete \(optimizerName) optimizer state")
+            }
+            optimizer.restore(step: step, firstMoment: m.values, secondMoment: v.values)
+        }
+        if update.rewardScaler != nil {
+            guard let scaler = info.rewardScaler, scaler.runningReturns.count == update.rewardScaler?.runningReturns.count else {
+                throw ConfigError("checkpoint \(name) holds no reward scaler for \(update.rewardScaler?.runningReturns.count ?? 0) streams (cluster.actors × env.n_envs must match the run's)")
+            }
+            update.rewardScaler = scaler
+        }
+        update.random = random
+        update.actorScheduleSteps = actorScheduleSteps
+        update.criticScheduleSteps = criticScheduleSteps
     }
 
     public static func readInfo(from url: URL) throws -> CheckpointInfo {

@@ -105,6 +105,8 @@ public struct RunConfig: Sendable {
         public var batchSize = 256
         public var gamma = 0.99
         public var rewardScale = 1.0
+        /// IQL's locomotion reward normalisation r·1000/(max − min episode return) instead of `reward_scale`.
+        public var iqlRewardNormalization = false
         public var actorLearningRate = 3e-4
         public var criticLearningRate = 3e-4
         /// Diffusion-QL's η (weight of the normalised Q term); EDP-TD3's α.
@@ -137,6 +139,14 @@ public struct RunConfig: Sendable {
         public var learnerThreads = 1
         /// Seconds the learner waits for a batch before it reports missing actors.
         public var batchTimeoutSeconds = 120.0
+        /// A file holding the cluster key (hex) that authenticates every message; empty: none.
+        /// Not part of `compatibilityHash`: see `ClusterKey`.
+        public var keyFile = ""
+        /// Seconds without word from the learner (weights notice or heartbeat reply) after which an actor treats it
+        /// as gone and starts saying hello again.
+        public var learnerTimeoutSeconds = 10.0
+        /// Seconds an actor keeps retrying hello, with backoff, before it gives up on a vanished learner.
+        public var reconnectTimeoutSeconds = 600.0
     }
 
     public init() {}
@@ -341,6 +351,7 @@ public struct RunConfig: Sendable {
         offline.batchSize = try o.int("batch_size", default: offline.batchSize)
         offline.gamma = try o.double("gamma", default: offline.gamma)
         offline.rewardScale = try o.double("reward_scale", default: offline.rewardScale)
+        offline.iqlRewardNormalization = try o.bool("iql_reward_normalization", default: offline.iqlRewardNormalization)
         offline.actorLearningRate = try o.double("actor_lr", default: offline.actorLearningRate)
         offline.criticLearningRate = try o.double("critic_lr", default: offline.criticLearningRate)
         offline.eta = try o.double("eta", default: offline.eta)
@@ -371,6 +382,9 @@ public struct RunConfig: Sendable {
         cluster.segmentSteps = try c.int("segment_steps", default: cluster.segmentSteps)
         cluster.learnerThreads = try c.int("learner_threads", default: cluster.learnerThreads)
         cluster.batchTimeoutSeconds = try c.double("batch_timeout_s", default: cluster.batchTimeoutSeconds)
+        cluster.keyFile = try c.string("key_file", default: cluster.keyFile)
+        cluster.learnerTimeoutSeconds = try c.double("learner_timeout_s", default: cluster.learnerTimeoutSeconds)
+        cluster.reconnectTimeoutSeconds = try c.double("reconnect_timeout_s", default: cluster.reconnectTimeoutSeconds)
     }
 
     func validate() throws {
@@ -393,6 +407,7 @@ public struct RunConfig: Sendable {
         try require((1024...65_533).contains(cluster.basePort), "cluster.base_port must be in 1024…65533")
         try require(cluster.synchronization == "strict", "cluster.sync '\(cluster.synchronization)': only 'strict' is implemented in this version")
         try require(cluster.segmentSteps >= 1, "cluster.segment_steps must be ≥ 1")
+        try require(cluster.learnerTimeoutSeconds > 0 && cluster.reconnectTimeoutSeconds > 0, "cluster.learner_timeout_s and reconnect_timeout_s must be > 0")
     }
 }
 

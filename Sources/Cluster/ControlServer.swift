@@ -4,6 +4,11 @@ import Transport
 /// Serves the learner's REQ→REP `control` endpoint on its own thread: hello → welcome,
 /// weight fetches, heartbeats. It only reads snapshots the training thread publishes, so it
 /// never waits for an update to finish and never sees half-written weights.
+///
+/// Heartbeats and weight fetches are answered only for actor indices that said hello to this
+/// learner process; anyone else is refused with `unknown_actor`, which tells an actor that the
+/// learner was restarted and it must say hello again (and roll out the current version afresh).
+/// Once the run is over, weight fetches and heartbeats are answered with `shutdown`.
 final class ControlServer: @unchecked Sendable {
     struct Snapshot {
         var policyVersion: UInt64 = 0
@@ -22,6 +27,7 @@ final class ControlServer: @unchecked Sendable {
     private var stopRequested = false
     private var thread: Thread?
     private(set) var rejected: [String: Int] = [:]
+    /// Actors that said hello to this process, with when they were last heard from.
     private var lastHeartbeat: [Int: Date] = [:]
     private var nextActorIndex = 0
 
@@ -100,15 +106,35 @@ final class ControlServer: @unchecked Sendable {
                                       tensors: welcomeTensors + [Messages.meta(["actor_index": index, "seed": String(seed &+ UInt64(index) &* 1000), "policy_version": current.policyVersion])])
             return (try? codec.encode(welcome)) ?? refusal("encode_failed", "welcome")
         case .weightsRequest:
+            guard recordContact(from: Int(request.actorIndex)) else { return unknownActor(request) }
+            guard !current.shuttingDown else { return shutdown(request, current) }
             guard !current.weightsMessage.isEmpty else { return refusal("no_weights", "the learner has not published weights yet") }
             return current.weightsMessage
         case .heartbeat:
-            lock.lock(); lastHeartbeat[Int(request.actorIndex)] = Date(); lock.unlock()
-            let reply = WireMessage(kind: current.shuttingDown ? .shutdown : .heartbeatReply, policyVersion: current.policyVersion,
+            guard recordContact(from: Int(request.actorIndex)) else { return unknownActor(request) }
+            guard !current.shuttingDown else { return shutdown(request, current) }
+            let reply = WireMessage(kind: .heartbeatReply, policyVersion: current.policyVersion,
                                     actorIndex: request.actorIndex, sequence: request.sequence, tensors: [])
             return (try? codec.encode(reply)) ?? []
         default:
             return refusal("unexpected_kind", "control does not accept \(request.kind)")
         }
+    }
+
+    /// Notes that `index` was heard from; false when it never said hello to this learner process.
+    private func recordContact(from index: Int) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        guard lastHeartbeat[index] != nil else { return false }
+        lastHeartbeat[index] = Date()
+        return true
+    }
+
+    private func unknownActor(_ request: WireMessage) -> [UInt8] {
+        refusal("unknown_actor", "actor \(request.actorIndex) has not said hello to this learner (it was restarted): say hello again")
+    }
+
+    private func shutdown(_ request: WireMessage, _ current: Snapshot) -> [UInt8] {
+        let reply = WireMessage(kind: .shutdown, policyVersion: current.policyVersion, actorIndex: request.actorIndex, sequence: request.sequence, tensors: [])
+        return (try? codec.encode(reply)) ?? []
     }
 }

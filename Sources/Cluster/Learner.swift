@@ -9,6 +9,11 @@ import Transport
 /// The learner process: binds PULL `trajectories`, PUB `weights`, REP `control`; assembles each
 /// iteration's batch from the actors' segments (strict on-policy: only the current version counts),
 /// runs the DPPO update, publishes the new version, evaluates, checkpoints and writes metrics.
+///
+/// Versions and iterations: the starting policy is version 1, and the update of iteration i (1-based) publishes
+/// version i + 1; the checkpoint written after iteration i holds iteration i and version i + 1. A learner resumed
+/// from that checkpoint behaves as the uninterrupted run from that point on: it re-announces version i + 1 (the
+/// checkpoint's weights), collects iteration i + 1's batch with it, and its next publication is version i + 2.
 public final class Learner {
     let config: RunConfig
     let run: RunDirectory
@@ -16,33 +21,58 @@ public final class Learner {
     let normalization: Normalization?
     let critic: CriticMLP
     let update: PPOUpdate
-    let codec = WireCodec()
+    let codec: WireCodec
     let batch: RolloutBatch
     let observationWidth: Int
+    /// The checkpoint this learner continues from (`--resume`), nil for a fresh run.
+    let resumed: CheckpointInfo?
     var policyVersion: UInt64 = 1
     var environmentSteps = 0
     var dropped: [String: Int] = [:]
     var bytesReceived = 0
     var segmentsReceived = 0
 
-    public init(config: RunConfig, run: RunDirectory, basePolicy: URL) throws {
+    /// A fresh run fine-tuning the policy of `basePolicy`.
+    public convenience init(config: RunConfig, run: RunDirectory, basePolicy: URL) throws {
+        try self.init(config: config, run: run, checkpoint: basePolicy, resume: false)
+    }
+
+    /// Continues `run` from its latest checkpoint (`Checkpoint.latest`): weights, critic, optimizer states, reward
+    /// scaler, random state, schedules, iteration, policy version and environment steps.
+    public convenience init(config: RunConfig, resuming run: RunDirectory) throws {
+        try self.init(config: config, run: run, checkpoint: try Checkpoint.latest(in: run), resume: true)
+    }
+
+    init(config: RunConfig, run: RunDirectory, checkpoint: URL, resume: Bool) throws {
         self.config = config
+        codec = WireCodec(key: try ClusterKey.load(config: config)?.bytes)
         self.run = run
         BLAS.setThreads(config.cluster.learnerThreads)
         model = PolicyModel(config: config)
-        normalization = try Checkpoint.load(model, from: basePolicy).normalization
+        let info = try Checkpoint.load(model, from: checkpoint)
+        normalization = info.normalization
         observationWidth = config.networkShape.observationDim
         critic = CriticMLP(observationDim: observationWidth, mlpDims: config.model.criticDims)
         var random = Philox(seed: config.seed, stream: 0xC817)
         critic.initialize(random: &random)
         update = PPOUpdate(actor: model.makePPOActor(), critic: critic, hyperparameters: config.train.dppo, streams: config.streams, seed: config.seed)
         batch = RolloutBatch(streams: config.streams, steps: config.train.stepsPerIteration, observationWidth: observationWidth, recordWidth: config.recordWidth)
+        guard resume else { resumed = nil; return }
+        try Checkpoint.restoreTraining(update, info: info, from: checkpoint)
+        guard info.iteration < config.train.iterations else {
+            throw ConfigError("the run in \(run.url.path) already finished \(info.iteration) of train.n_train_itr \(config.train.iterations) iterations; raise train.n_train_itr to continue it")
+        }
+        resumed = info
+        policyVersion = info.policyVersion
+        environmentSteps = info.environmentSteps
+        dropped = info.droppedSegments ?? [:]
     }
 
     /// Runs the whole fine-tuning job and returns the summary written to summary.json.
     @discardableResult
     public func run(log: (String) -> Void = Cluster.log) throws -> [String: Any] {
-        let started = Date()
+        let started = Date().addingTimeInterval(-(resumed?.wallSeconds ?? 0))
+        let firstIteration = resumed?.iteration ?? 0
         let endpoints = Endpoints(host: config.cluster.host, basePort: config.cluster.basePort)
         let pull = try Socket(.pull, receiveTimeoutMilliseconds: 200)
         try pull.bind(endpoints.trajectories)
@@ -57,16 +87,26 @@ public final class Learner {
         control.start()
         defer { control.stop() }
         try config.resolvedYAML.write(to: run.config, atomically: true, encoding: .utf8)
+        if let resumed {
+            // Records the killed learner wrote after its last checkpoint describe updates this run redoes.
+            let discarded = try MetricsWriter.discardRecords(after: resumed.iteration, in: run.metrics)
+            log("learner: resuming \(run.url.path) after iteration \(resumed.iteration) (policy version \(resumed.policyVersion), \(resumed.environmentSteps) env steps); discarded \(discarded) metrics records past it")
+        }
         let metrics = try MetricsWriter(url: run.metrics)
         log("learner: listening on \(endpoints.trajectories) (segments), \(endpoints.weights) (weights), \(endpoints.control) (control)")
 
-        let initial = try evaluatePolicy(model.rollout, config: config, normalization: normalization, episodes: config.train.evalEpisodes, seed: config.seed &+ 7777)
-        log(String(format: "learner: initial evaluation return %.1f ± %.1f over %d episodes", initial.meanReturn, initial.stdReturn, initial.episodes))
-        metrics.write(["iteration": 0, "env_steps": 0, "eval/return": initial.meanReturn, "eval/return_std": initial.stdReturn, "policy_version": policyVersion])
-        var lastEval = initial
+        let initial: EvaluationResult
+        if let evaluation = resumed?.initialEvaluation {
+            initial = evaluation
+        } else {
+            initial = try evaluatePolicy(model.rollout, config: config, normalization: normalization, episodes: config.train.evalEpisodes, seed: config.seed &+ 7777)
+            log(String(format: "learner: initial evaluation return %.1f ± %.1f over %d episodes", initial.meanReturn, initial.stdReturn, initial.episodes))
+            metrics.write(["iteration": 0, "env_steps": 0, "eval/return": initial.meanReturn, "eval/return_std": initial.stdReturn, "policy_version": policyVersion])
+        }
+        var lastEval = resumed?.lastEvaluation ?? initial
         publishWeights(control: control, publisher: publisher)
 
-        for iteration in 0..<config.train.iterations {
+        for iteration in firstIteration..<config.train.iterations {
             let iterationStart = Date()
             let episodes = try collectBatch(pull: pull, publisher: publisher, control: control, log: log)
             let rolloutSeconds = Date().timeIntervalSince(iterationStart)
@@ -75,7 +115,9 @@ public final class Learner {
             let updateSeconds = Date().timeIntervalSince(updateStart)
             environmentSteps += batch.count * config.environment.actSteps
             policyVersion += 1
-            publishWeights(control: control, publisher: publisher)
+            let isLast = iteration + 1 == config.train.iterations
+            // After the last update no actor needs weights: fetches and heartbeats are answered with shutdown.
+            publishWeights(control: control, publisher: publisher, final: isLast)
 
             var record: [String: Any] = [
                 "iteration": iteration + 1, "env_steps": environmentSteps, "policy_version": policyVersion,
@@ -93,13 +135,13 @@ public final class Learner {
                 "transport/connected_actors": control.connectedActors(within: 10),
             ]
             for (reason, count) in dropped { record["transport/dropped/\(reason)"] = count }
+            if let resumed, iteration == resumed.iteration { record["resumed_from_iteration"] = resumed.iteration }
             let meanReturn = episodes.isEmpty ? Double.nan : episodes.reduce(0, +) / Double(episodes.count)
             record["charts/episodic_return"] = meanReturn
             var line = String(format: "itr %3d/%d | steps %7d | %6.0f steps/s | return %8.1f (%3d ep) | v%-3d | pg %+.4f vf %.4f kl %.1e clip %.3f ev %.2f | rollout %.1fs update %.1fs",
                               iteration + 1, config.train.iterations, environmentSteps, record["perf/env_steps_per_second"] as! Double, meanReturn, episodes.count,
                               Int(policyVersion), statistics.losses.policyLoss, statistics.losses.valueLoss, statistics.losses.approxKL, statistics.losses.clipFraction,
                               statistics.explainedVariance, rolloutSeconds, updateSeconds)
-            let isLast = iteration + 1 == config.train.iterations
             if isLast || (config.train.evalEvery > 0 && (iteration + 1) % config.train.evalEvery == 0) {
                 lastEval = try evaluatePolicy(model.rollout, config: config, normalization: normalization, episodes: config.train.evalEpisodes, seed: config.seed &+ 7777)
                 record["eval/return"] = lastEval.meanReturn
@@ -109,16 +151,16 @@ public final class Learner {
             metrics.write(record)
             log(line)
             if isLast || (config.train.checkpointEvery > 0 && (iteration + 1) % config.train.checkpointEvery == 0) {
-                try saveCheckpoint(name: isLast ? "final" : "itr-\(iteration + 1)", iteration: iteration + 1, evalReturn: lastEval.meanReturn)
+                try saveCheckpoint(name: isLast ? "final" : "itr-\(iteration + 1)", iteration: iteration + 1, initial: initial, last: lastEval,
+                                   wallSeconds: Date().timeIntervalSince(started))
             }
         }
 
-        control.publish { $0.shuttingDown = true }
         let shutdown = WireMessage(kind: .shutdown, policyVersion: policyVersion, actorIndex: 0, sequence: 0, tensors: [])
         if let bytes = try? codec.encode(shutdown) {
             for _ in 0..<10 { _ = try? publisher.send(bytes); usleep(100_000) }
         }
-        let summary: [String: Any] = [
+        var summary: [String: Any] = [
             "initial_eval_return": initial.meanReturn, "initial_eval_return_std": initial.stdReturn,
             "final_eval_return": lastEval.meanReturn, "final_eval_return_std": lastEval.stdReturn,
             "eval_episodes": config.train.evalEpisodes, "env_steps": environmentSteps, "iterations": config.train.iterations,
@@ -126,6 +168,7 @@ public final class Learner {
             "dropped_segments": dropped, "control_rejections": control.rejectionCounts(),
             "checkpoint": run.checkpoints.appendingPathComponent("final.safetensors").path,
         ]
+        if let resumed { summary["resumed_from_iteration"] = resumed.iteration }
         let data = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
         try data.write(to: run.summary, options: .atomic)
         log(String(format: "learner: done in %.0f s, %d env steps; eval return %.1f → %.1f; run directory %@",
@@ -133,26 +176,42 @@ public final class Learner {
         return summary
     }
 
-    func publishWeights(control: ControlServer, publisher: Socket) {
+    func publishWeights(control: ControlServer, publisher: Socket, final: Bool = false) {
         let parameters = model.trainableParameters
         let message = WireMessage(kind: .weights, policyVersion: policyVersion, actorIndex: 0, sequence: policyVersion,
                                   tensors: [Messages.floats("fine_tuned", parameters.values, count: parameters.count, shape: [parameters.count])])
         guard let bytes = try? codec.encode(message) else { return }
         let version = policyVersion
-        control.publish { $0.policyVersion = version; $0.weightsMessage = bytes }
+        control.publish { $0.policyVersion = version; $0.weightsMessage = bytes; $0.shuttingDown = final }
         let notice = WireMessage(kind: .weightsNotice, policyVersion: policyVersion, actorIndex: 0, sequence: policyVersion, tensors: [])
         if let noticeBytes = try? codec.encode(notice) { _ = try? publisher.send(noticeBytes) }
     }
 
+    /// Where one actor's stream of the current version stands while a batch is collected.
+    struct StreamProgress {
+        var nextStep = 0
+        var lastSequence: UInt64 = 0
+        var segments = 0
+        var episodeReturns: [Double] = []
+    }
+
     /// Receives segments until every actor has delivered `n_steps` decisions of the current version.
     /// Returns the returns of the training episodes that finished in them.
+    ///
+    /// A batch is consistent only with complete, contiguous, same-version data: each actor's rows come from one
+    /// uninterrupted rollout of the current policy version, received segment by segment in order. Hence:
+    /// - a segment of any other version is dropped (`stale_version`);
+    /// - a segment starting at step 0 starts the actor's stream afresh; when the stream was incomplete, its partial
+    ///   data is discarded (`restarted_stream` counts the segments thrown away). An actor restarted after a crash, or
+    ///   one that rejoined a restarted learner, sends exactly this: the iteration's segments from its start;
+    /// - any other segment is used only when it starts where the actor's stream ends and its sequence number follows
+    ///   the previous segment's (the same rollout of the same process); otherwise it is dropped (`out_of_order`);
+    /// - once an actor's stream is complete, further segments of this version are dropped (`duplicate`).
     func collectBatch(pull: Socket, publisher: Socket, control: ControlServer, log: (String) -> Void) throws -> [Double] {
         let steps = config.train.stepsPerIteration, perActor = config.environment.environmentsPerActor
-        var filled = [[Bool]](repeating: [Bool](repeating: false, count: steps), count: config.cluster.actors)
-        var remaining = config.cluster.actors * steps
-        var episodeReturns: [Double] = []
+        var streams = [StreamProgress](repeating: StreamProgress(), count: config.cluster.actors)
         var lastProgress = Date(), lastNotice = Date()
-        while remaining > 0 {
+        while streams.contains(where: { $0.nextStep < steps }) {
             guard let bytes = try pull.receive() else {
                 let idle = Date().timeIntervalSince(lastProgress)
                 if Date().timeIntervalSince(lastNotice) > 2 {
@@ -162,7 +221,7 @@ public final class Learner {
                     lastNotice = Date()
                 }
                 if idle > config.cluster.batchTimeoutSeconds {
-                    let missing = filled.enumerated().filter { $0.element.contains(false) }.map(\.offset)
+                    let missing = streams.enumerated().filter { $0.element.nextStep < steps }.map(\.offset)
                     throw ConfigError("no trajectory data for \(Int(idle)) s; actors \(missing) have not delivered version \(policyVersion) (are they running? see logs/)")
                 }
                 continue
@@ -182,16 +241,24 @@ public final class Learner {
                 dropped[error.reason, default: 0] += 1; continue
             }
             guard segment.actorIndex < config.cluster.actors else { dropped["bad_actor_index", default: 0] += 1; continue }
-            let range = segment.stepOffset..<(segment.stepOffset + segment.steps)
-            guard !filled[segment.actorIndex][range].contains(true) else { dropped["duplicate", default: 0] += 1; continue }
+            var stream = streams[segment.actorIndex]
+            guard stream.nextStep < steps else { dropped["duplicate", default: 0] += 1; continue }
+            if segment.stepOffset == 0 {
+                if stream.segments > 0 { dropped["restarted_stream", default: 0] += stream.segments }
+                stream = StreamProgress()
+            } else if segment.stepOffset != stream.nextStep || message.sequence != stream.lastSequence &+ 1 {
+                dropped["out_of_order", default: 0] += 1; continue
+            }
             place(segment)
-            for step in range { filled[segment.actorIndex][step] = true }
-            remaining -= segment.steps
+            stream.nextStep = segment.stepOffset + segment.steps
+            stream.lastSequence = message.sequence
+            stream.segments += 1
+            stream.episodeReturns += segment.episodeReturns.map(Double.init)
+            streams[segment.actorIndex] = stream
             segmentsReceived += 1
-            episodeReturns += segment.episodeReturns.map(Double.init)
             lastProgress = Date()
         }
-        return episodeReturns
+        return streams.flatMap(\.episodeReturns)
     }
 
     func place(_ segment: Segment) {
@@ -223,10 +290,17 @@ public final class Learner {
         }
     }
 
-    func saveCheckpoint(name: String, iteration: Int, evalReturn: Double) throws {
-        let info = CheckpointInfo(kind: "finetune", iteration: iteration, policyVersion: policyVersion, environmentSteps: environmentSteps,
+    func saveCheckpoint(name: String, iteration: Int, initial: EvaluationResult, last: EvaluationResult, wallSeconds: Double) throws {
+        var info = CheckpointInfo(kind: "finetune", iteration: iteration, policyVersion: policyVersion, environmentSteps: environmentSteps,
                                   model: model, normalization: normalization, actorOptimizerStep: update.actorOptimizer.step,
-                                  criticOptimizerStep: update.criticOptimizer.step, rewardScaler: update.rewardScaler, evalReturn: evalReturn)
+                                  criticOptimizerStep: update.criticOptimizer.step, rewardScaler: update.rewardScaler, evalReturn: last.meanReturn)
+        info.learnerRandom = update.random
+        info.actorScheduleSteps = update.actorScheduleSteps
+        info.criticScheduleSteps = update.criticScheduleSteps
+        info.initialEvaluation = initial
+        info.lastEvaluation = last
+        info.wallSeconds = wallSeconds
+        info.droppedSegments = dropped
         try Checkpoint.save(model: model, update: update, info: info, to: run.checkpoints.appendingPathComponent("\(name).safetensors"))
     }
 }

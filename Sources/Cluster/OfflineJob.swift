@@ -81,7 +81,7 @@ public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Vo
     }
     let transitions = try OfflineDataset(dataset: data, normalization: normalization, conditionSteps: config.environment.conditionSteps,
                                          horizonSteps: config.environment.horizonSteps, discount: settings.gamma,
-                                         rewardTransform: RewardTransform(scale: settings.rewardScale))
+                                         rewardTransform: settings.iqlRewardNormalization ? .iqlReturnNormalized(data) : RewardTransform(scale: settings.rewardScale))
     let sampler: ChunkSampler = settings.sampler == "dpm"
         ? DPMSolverChunkSampler(settings: DPMSolverSettings(modelCalls: settings.dpmSteps, order: min(3, settings.dpmSteps), denoisedClip: nil))
         : DDPMChunkSampler()

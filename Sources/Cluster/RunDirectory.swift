@@ -37,6 +37,21 @@ public final class MetricsWriter {
 
     deinit { try? handle.close() }
 
+    /// Removes the records of iterations after `iteration` from the metrics file at `url` (a resumed run redoes
+    /// them), and a last line a killed learner left half-written; returns how many lines went.
+    public static func discardRecords(after iteration: Int, in url: URL) throws -> Int {
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else { return 0 }
+        let lines = text.split(separator: "\n")
+        let kept = lines.filter { line in
+            guard let record = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let recorded = record["iteration"] as? Int else { return false }
+            return recorded <= iteration
+        }
+        guard kept.count < lines.count else { return 0 }
+        try Data(kept.map { $0 + "\n" }.joined().utf8).write(to: url, options: .atomic)
+        return lines.count - kept.count
+    }
+
     public func write(_ record: [String: Any]) {
         let cleaned = record.mapValues { value -> Any in
             if let double = value as? Double, !double.isFinite { return NSNull() }

@@ -27,6 +27,12 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
     case wrongType(String)
     /// LZ4 failed to compress the payload.
     case compressionFailed(String)
+    /// This run has a cluster key, but the message is not authenticated (flag bit 1 clear).
+    case missingTag
+    /// The authentication tag does not match the message: another key, or altered bytes.
+    case badTag
+    /// The message is authenticated, but this run has no cluster key to check it with.
+    case unexpectedTag
 
     /// A short, stable snake_case label for the case, suitable as a counter key.
     public var reason: String {
@@ -43,6 +49,9 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
         case .missingTensor: return "missing_tensor"
         case .wrongType: return "wrong_type"
         case .compressionFailed: return "compression_failed"
+        case .missingTag: return "missing_tag"
+        case .badTag: return "bad_tag"
+        case .unexpectedTag: return "unexpected_tag"
         }
     }
 
@@ -73,6 +82,12 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
             return "wrong tensor type: \(detail)"
         case .compressionFailed(let detail):
             return "LZ4 compression failed: \(detail)"
+        case .missingTag:
+            return "unauthenticated message: this run has a cluster key, so every peer must sign its messages with it (start the peer with the same cluster key)"
+        case .badTag:
+            return "authentication failed: the tag does not match the message (the peer uses another cluster key, or the bytes were altered)"
+        case .unexpectedTag:
+            return "unexpected authentication; this run has no cluster key (give it the peer's key: cluster.key_file, DPPO_CLUSTER_KEY_FILE or DPPO_CLUSTER_KEY)"
         }
     }
 }

@@ -16,7 +16,7 @@
 /// |     40 |    8 | raw payload length                     |
 /// |     48 |    8 | encoded payload length                 |
 /// |     56 |    8 | reserved, 0                            |
-/// |     64 |   32 | authentication tag, 0 in version 1     |
+/// |     64 |   32 | authentication tag if flag bit 1, or 0 |
 struct WireHeader {
     /// The header size in bytes; the encoded payload starts here.
     static let size = 96
@@ -26,7 +26,7 @@ struct WireHeader {
     static let formatVersion: UInt16 = 1
     /// Flag bit 0: the payload is one LZ4 frame.
     static let lz4FrameFlag: UInt32 = 1 << 0
-    /// Flag bit 1: the tag field holds an authentication tag (reserved; version 1 rejects it).
+    /// Flag bit 1: the tag field holds HMAC-SHA256 of the message under the cluster key.
     static let authenticatedFlag: UInt32 = 1 << 1
 
     /// Byte offsets of the fields.
@@ -41,8 +41,10 @@ struct WireHeader {
         static let encodedLength = 48
     }
 
-    /// Reserved fields and the tag; all must be zero in version 1.
-    private static let zeroRanges = [12 ..< 16, 28 ..< 32, 56 ..< 96]
+    /// Every flag this version defines; any other bit is rejected.
+    private static let knownFlags = lz4FrameFlag | authenticatedFlag
+    /// Reserved fields, always zero.
+    private static let zeroRanges = [12 ..< 16, 28 ..< 32, 56 ..< 64]
 
     var kind: MessageKind
     var flags: UInt32
@@ -54,6 +56,8 @@ struct WireHeader {
 
     /// Whether the payload is an LZ4 frame.
     var isCompressed: Bool { flags & WireHeader.lz4FrameFlag != 0 }
+    /// Whether the tag field holds an authentication tag.
+    var isAuthenticated: Bool { flags & WireHeader.authenticatedFlag != 0 }
 
     /// Writes the header over the first `size` bytes of `message`, which must already exist.
     func write(into message: inout [UInt8]) {
@@ -74,8 +78,9 @@ struct WireHeader {
     /// Parses and checks the header at the start of `message`.
     ///
     /// Checks, in order: magic, version, that the whole header is present, kind,
-    /// flags and zero fields, so that a foreign or newer peer gets the most telling
-    /// error. Payload lengths are checked by the codec.
+    /// flags and zero fields (the tag too, unless the authenticated flag is set), so that
+    /// a foreign or newer peer gets the most telling error. Payload lengths and the tag
+    /// itself are checked by the codec.
     static func parse(_ message: UnsafeRawBufferPointer) throws(WireError) -> WireHeader {
         guard message.count >= magic.count else { throw .truncated("the magic number") }
         guard message.prefix(magic.count).elementsEqual(magic) else { throw .badMagic }
@@ -88,14 +93,15 @@ struct WireHeader {
         let kindCode = field(message, at: Offset.kind, as: UInt16.self)
         guard let kind = MessageKind(rawValue: kindCode) else { throw .unknownKind(kindCode) }
         let flags = field(message, at: Offset.flags, as: UInt32.self)
-        if flags & authenticatedFlag != 0 {
-            throw .malformedHeader("the authenticated flag is set, but format version 1 has no authentication")
-        }
-        if flags & ~lz4FrameFlag != 0 {
-            throw .malformedHeader("unknown flag bits 0x\(String(flags & ~lz4FrameFlag, radix: 16))")
+        if flags & ~knownFlags != 0 {
+            throw .malformedHeader("unknown flag bits 0x\(String(flags & ~knownFlags, radix: 16))")
         }
         for range in zeroRanges where message[range].contains(where: { $0 != 0 }) {
             throw .malformedHeader("reserved bytes \(range.lowerBound)..<\(range.upperBound) are not zero")
+        }
+        let tag = MessageAuthenticator.tagRange
+        if flags & authenticatedFlag == 0, message[tag].contains(where: { $0 != 0 }) {
+            throw .malformedHeader("the authenticated flag is clear but the tag bytes \(tag.lowerBound)..<\(tag.upperBound) are not zero")
         }
         return WireHeader(
             kind: kind,

@@ -69,9 +69,21 @@ extension DPPOCommand {
         var runDir: String?
         @Option(help: "Checkpoint to fine-tune from (default: pretrain.checkpoint of the config).")
         var basePolicy: String?
+        @Option(help: "Continue the run in this directory from its latest checkpoint (actors reconnect by themselves).")
+        var resume: String?
+
+        func validate() throws {
+            if resume != nil && (runDir != nil || basePolicy != nil) {
+                throw ValidationError("--resume continues a run in its own directory from its own checkpoint: drop --run-dir and --base-policy")
+            }
+        }
 
         func run() throws {
             let config = try options.load()
+            if let resume {
+                try Cluster.Learner(config: config, resuming: try RunDirectory(url: URL(fileURLWithPath: resume))).run()
+                return
+            }
             let run = try runDir.map { try RunDirectory(url: URL(fileURLWithPath: $0)) } ?? RunDirectory.create(root: "runs", name: config.name)
             let checkpoint = basePolicy ?? config.pretrain.checkpoint
             guard !checkpoint.isEmpty else { throw ValidationError("no policy to fine-tune: pass --base-policy or set pretrain.checkpoint") }
@@ -87,12 +99,10 @@ extension DPPOCommand {
         var learner: String = "127.0.0.1"
         @Option(help: "Preferred actor index (0-based); the learner assigns one when omitted.")
         var index: Int?
-        @Option(help: "Seconds without word from the learner before the actor gives up.")
-        var giveUp: Double = 120
 
         func run() throws {
             let config = try options.load()
-            try Cluster.Actor(config: config, learnerHost: learner, requestedIndex: index).run(giveUpSeconds: giveUp)
+            try Cluster.Actor(config: config, learnerHost: learner, requestedIndex: index).run()
         }
     }
 

@@ -91,7 +91,7 @@ final class WireCodecRobustnessTests: XCTestCase {
         XCTAssertThrowsWireError(.unsupportedVersion(2), try codec.decode(Array("DPPO".utf8) + [2, 0]))
         XCTAssertThrowsWireError(.unknownKind(99), try codec.decode(patched(valid, at: 6, with: [99, 0])))
         XCTAssertThrowsWireError(.unknownKind(0), try codec.decode(patched(valid, at: 6, with: [0, 0])))
-        XCTAssertThrowsWireReason("malformed_header", try codec.decode(patched(valid, at: 8, with: [2])))
+        XCTAssertThrowsWireReason("unexpected_tag", try codec.decode(patched(valid, at: 8, with: [2])))
         XCTAssertThrowsWireReason("malformed_header", try codec.decode(patched(valid, at: 11, with: [0x80])))
         for offset in [12, 28, 60, 64, 95] {
             XCTAssertThrowsWireReason("malformed_header", try codec.decode(patched(valid, at: offset, with: [1])), "byte \(offset)")
