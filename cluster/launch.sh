@@ -6,6 +6,9 @@
 #   cluster/launch.sh CONFIG [--actors N] [--set key=value ...]
 #   cluster/launch.sh CONFIG --resume RUN_DIR    # continue a run from its latest checkpoint
 set -euo pipefail
+# The body is one compound command, so bash reads all of it before running: editing this file while a
+# run is going cannot change (or break) that run.
+{
 
 usage() { echo "usage: $0 CONFIG [--actors N] [--bin PATH] [--run-dir DIR | --resume DIR] [--set key=value ...]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
@@ -91,3 +94,5 @@ if [ -f "$run_dir/summary.json" ]; then
   echo "launch: summary ($run_dir/summary.json):"
   cat "$run_dir/summary.json"
 fi
+exit
+}

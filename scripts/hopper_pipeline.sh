@@ -7,6 +7,9 @@
 # Everything goes under $RUN (default runs/hopper-pipeline). MEDIUM_ITR picks the expert checkpoint of stage 2.
 #   scripts/hopper_pipeline.sh [--from STAGE]
 set -euo pipefail
+# The body is one compound command, so bash reads all of it before running: editing this file while a
+# run is going cannot change (or break) that run.
+{
 cd "$(dirname "$0")/.."
 run=${RUN:-runs/hopper-pipeline}
 medium_itr=${MEDIUM_ITR:-50}
@@ -31,3 +34,5 @@ for stage in "${stages[@]}"; do
             --run-dir "$run/dppo" ;;
   esac
 done
+exit
+}

@@ -142,41 +142,14 @@ public final class Actor {
     /// finished): the rest of the version is not sent.
     func rollout(version: UInt64, index: Int, environments: VectorEnvironment, firsts: inout [UInt8], random: inout Philox,
                  push: Socket, request: Socket) throws -> Bool {
-        let e = environments.count
         let o = config.networkShape.observationDim, c = config.recordWidth
-        let policy = model.rollout
-        let records = Matrix(rows: e, columns: c)
+        let records = Matrix(rows: environments.count, columns: c)
         let total = config.train.stepsPerIteration
         var offset = 0
         while offset < total {
             let steps = min(config.cluster.segmentSteps, total - offset)
-            var segment = Segment(policyVersion: version, actorIndex: index, stepOffset: offset, steps: steps, environments: e,
-                                  observations: [], chains: [], rewards: [], terminated: [], truncated: [], firsts: [],
-                                  nextObservations: [], finalIndices: [], finalObservations: [], episodeReturns: [], episodeLengths: [])
-            segment.observations.reserveCapacity(steps * e * o)
-            segment.chains.reserveCapacity(steps * e * c)
-            for step in 0..<steps {
-                segment.observations.append(contentsOf: environments.observations.buffer)
-                policy.sample(observations: environments.observations, mode: .exploration, random: &random, records: records)
-                segment.chains.append(contentsOf: records.buffer)
-                try environments.step(chunks: records, offset: policy.actionOffset)
-                segment.firsts.append(contentsOf: firsts)
-                for environment in 0..<e {
-                    segment.rewards.append(environments.rewards[environment])
-                    segment.terminated.append(environments.terminated[environment] ? 1 : 0)
-                    segment.truncated.append(environments.truncated[environment] ? 1 : 0)
-                    firsts[environment] = (environments.terminated[environment] || environments.truncated[environment]) ? 1 : 0
-                    if environments.truncated[environment] && !environments.terminated[environment] {
-                        segment.finalIndices.append(Int32(step * e + environment))
-                        segment.finalObservations.append(contentsOf: UnsafeBufferPointer(start: environments.finalObservations.row(environment), count: o))
-                    }
-                }
-                for episode in environments.finishedEpisodes {
-                    segment.episodeReturns.append(Float(episode.totalReward))
-                    segment.episodeLengths.append(Int32(episode.length))
-                }
-            }
-            segment.nextObservations = environments.observations.toArray()
+            let segment = try Actor.recordSegment(version: version, index: index, offset: offset, steps: steps, config: config, policy: model.rollout,
+                                                  environments: environments, records: records, firsts: &firsts, random: &random)
             sequence += 1
             let bytes = try codec.encode(segment.message(sequence: sequence, observationWidth: o, chainWidth: c))
             // A send times out while the learner is busy (evaluating, checkpointing) or gone: wait while it answers heartbeats.
@@ -187,6 +160,42 @@ public final class Actor {
             offset += steps
         }
         return true
+    }
+
+    /// Rolls out `steps` decisions of `policy` (exploration sampling) in `environments` and records them as one
+    /// segment; no I/O. `records` is scratch of [environments × record width]; `firsts` carries episode starts across calls.
+    static func recordSegment(version: UInt64, index: Int, offset: Int, steps: Int, config: RunConfig, policy: any RolloutPolicy,
+                              environments: VectorEnvironment, records: Matrix, firsts: inout [UInt8], random: inout Philox) throws -> Segment {
+        let e = environments.count
+        let o = config.networkShape.observationDim, c = config.recordWidth
+        var segment = Segment(policyVersion: version, actorIndex: index, stepOffset: offset, steps: steps, environments: e,
+                              observations: [], chains: [], rewards: [], terminated: [], truncated: [], firsts: [],
+                              nextObservations: [], finalIndices: [], finalObservations: [], episodeReturns: [], episodeLengths: [])
+        segment.observations.reserveCapacity(steps * e * o)
+        segment.chains.reserveCapacity(steps * e * c)
+        for step in 0..<steps {
+            segment.observations.append(contentsOf: environments.observations.buffer)
+            policy.sample(observations: environments.observations, mode: .exploration, random: &random, records: records)
+            segment.chains.append(contentsOf: records.buffer)
+            try environments.step(chunks: records, offset: policy.actionOffset)
+            segment.firsts.append(contentsOf: firsts)
+            for environment in 0..<e {
+                segment.rewards.append(environments.rewards[environment])
+                segment.terminated.append(environments.terminated[environment] ? 1 : 0)
+                segment.truncated.append(environments.truncated[environment] ? 1 : 0)
+                firsts[environment] = (environments.terminated[environment] || environments.truncated[environment]) ? 1 : 0
+                if environments.truncated[environment] && !environments.terminated[environment] {
+                    segment.finalIndices.append(Int32(step * e + environment))
+                    segment.finalObservations.append(contentsOf: UnsafeBufferPointer(start: environments.finalObservations.row(environment), count: o))
+                }
+            }
+            for episode in environments.finishedEpisodes {
+                segment.episodeReturns.append(Float(episode.totalReward))
+                segment.episodeLengths.append(Int32(episode.length))
+            }
+        }
+        segment.nextObservations = environments.observations.toArray()
+        return segment
     }
 
     /// Sends a request and waits up to the socket's receive timeout for its reply; nil when none came.

@@ -4,6 +4,8 @@ import Diffusion
 import Environments
 import Networks
 import Tensors
+import Datasets
+import Transport
 
 /// `dppo bench`: throughput of chain sampling and of one learner minibatch for the Hopper-size
 /// network of dppo.md, each next to its bound = FLOPs needed / single-thread sgemm GFLOP/s measured
@@ -221,5 +223,111 @@ public enum Benchmarks {
         let elapsed = Date().timeIntervalSince(start)
         return .init(task: "hopper", environments: count, mlp_width: width, env_steps_per_second: Double(steps) / elapsed,
                      sampling_seconds_fraction: sampling / elapsed)
+    }
+}
+
+/// `dppo bench --wire`: what the wire path costs and what compression gains, field by field, on real segments.
+public struct WireBenchmarkReport: Codable, Sendable {
+    public struct Field: Codable, Sendable {
+        public var name: String
+        public var raw_bytes: Int
+        /// raw bytes / LZ4 frame bytes, without and with the byte shuffle (by element width).
+        public var lz4_ratio: Double
+        public var shuffle_lz4_ratio: Double
+    }
+    public var task: String
+    /// Where the policy's weights came from: a checkpoint path or "initialized".
+    public var policy: String
+    public var environments: Int
+    public var segment_steps: Int
+    public var segments: Int
+    public var fields: [Field]
+    /// One whole segment: raw tensor bytes, and wire bytes as the codec sends them (shuffle + LZ4 + HMAC).
+    public var raw_bytes_per_segment: Double
+    public var wire_bytes_per_segment: Double
+    /// Rolling out one segment (chain sampling + environment steps), as an actor does.
+    public var produce_seconds_per_segment: Double
+    /// encode (shuffle, LZ4, HMAC) + decode (verify, decompress, unshuffle, parse) + `Segment` validation.
+    public var wire_seconds_per_segment: Double
+    public var wire_fraction_of_produce: Double
+}
+
+extension Benchmarks {
+    /// Rolls out the configured policy on `config`'s task, as an actor does, for `segments` segments of
+    /// `cluster.segment_steps` × `env.n_envs` decisions, then measures each field's compression and the wire path's
+    /// cost per segment against the time it took to produce one. `checkpoint` (optional) supplies trained weights.
+    public static func wirePath(config: RunConfig, checkpoint: URL?, segments count: Int = 8, seconds: Double = 1,
+                                log: (String) -> Void = Cluster.log) throws -> WireBenchmarkReport {
+        BLAS.setThreads(1)
+        let model = PolicyModel(config: config)
+        var random = Philox(seed: 5)
+        model.initialize(random: &random)
+        var normalization: Normalization?
+        var source = "initialized"
+        if let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) {
+            normalization = try Checkpoint.load(model, from: checkpoint).normalization
+            source = checkpoint.path
+        }
+        let e = config.environment.environmentsPerActor, steps = config.cluster.segmentSteps
+        let o = config.networkShape.observationDim, c = config.recordWidth
+        let environments = try config.makeEnvironments(count: e, seed: 11, normalization: normalization)
+        try environments.resetAll()
+        let records = Matrix(rows: e, columns: c)
+        var firsts = [UInt8](repeating: 1, count: e)
+        var recorded: [Segment] = []
+        let produceStart = Date()
+        for _ in 0..<count {
+            recorded.append(try Actor.recordSegment(version: 1, index: 0, offset: 0, steps: steps, config: config, policy: model.rollout,
+                                                    environments: environments, records: records, firsts: &firsts, random: &random))
+        }
+        let produceSeconds = Date().timeIntervalSince(produceStart) / Double(count)
+        let messages = recorded.enumerated().map { $0.element.message(sequence: UInt64($0.offset + 1), observationWidth: o, chainWidth: c) }
+
+        var raw: [String: Int] = [:], plain: [String: Int] = [:], shuffled: [String: Int] = [:], order: [String] = []
+        for message in messages {
+            for tensor in message.tensors where !tensor.bytes.isEmpty {
+                if raw[tensor.name] == nil { order.append(tensor.name) }
+                let sizes = try CompressionProbe.lz4Sizes(of: tensor)
+                raw[tensor.name, default: 0] += tensor.bytes.count
+                plain[tensor.name, default: 0] += sizes.plain
+                shuffled[tensor.name, default: 0] += sizes.shuffled
+            }
+        }
+        let fields = order.map { name in
+            WireBenchmarkReport.Field(name: name, raw_bytes: raw[name]! / count, lz4_ratio: Double(raw[name]!) / Double(plain[name]!),
+                                      shuffle_lz4_ratio: Double(raw[name]!) / Double(shuffled[name]!))
+        }
+        // The production codec: LZ4 level 0, float32 shuffle, HMAC-SHA256 with a 32-byte key.
+        let codec = WireCodec(key: [UInt8](repeating: 0x5C, count: 32))
+        let wire = try messages.map { try codec.encode($0) }
+        var next = 0
+        let perSecond = try rateThrowing(seconds: seconds) {
+            let bytes = try codec.encode(messages[next % count])
+            _ = try Segment(message: codec.decode(bytes), observationWidth: o, chainWidth: c, environments: e, maxSteps: steps)
+            next += 1
+        }
+        let rawPerSegment = Double(messages.reduce(0) { $0 + $1.tensors.reduce(0) { $0 + $1.bytes.count } }) / Double(count)
+        let report = WireBenchmarkReport(task: config.environment.task.rawValue, policy: source, environments: e, segment_steps: steps, segments: count,
+                                         fields: fields, raw_bytes_per_segment: rawPerSegment,
+                                         wire_bytes_per_segment: Double(wire.reduce(0) { $0 + $1.count }) / Double(count),
+                                         produce_seconds_per_segment: produceSeconds, wire_seconds_per_segment: 1 / perSecond,
+                                         wire_fraction_of_produce: 1 / perSecond / produceSeconds)
+        log("wire path  \(report.task): \(e) envs × \(steps) steps per segment, policy \(source)")
+        for field in fields {
+            log(String(format: "  %@ %9d B   LZ4 ×%5.2f   shuffle+LZ4 ×%5.2f", field.name.padding(toLength: 20, withPad: " ", startingAt: 0),
+                       field.raw_bytes, field.lz4_ratio, field.shuffle_lz4_ratio))
+        }
+        log(String(format: "  segment  %.0f B raw → %.0f B on the wire (×%.2f); wire path %.3f ms vs %.1f ms to produce it (%.2f%%)",
+                   report.raw_bytes_per_segment, report.wire_bytes_per_segment, report.raw_bytes_per_segment / report.wire_bytes_per_segment,
+                   report.wire_seconds_per_segment * 1e3, report.produce_seconds_per_segment * 1e3, 100 * report.wire_fraction_of_produce))
+        return report
+    }
+
+    /// `rate` for a body that throws.
+    static func rateThrowing(seconds: Double, _ body: () throws -> Void) throws -> Double {
+        var failure: Error?
+        let result = rate(seconds: seconds) { if failure == nil { do { try body() } catch { failure = error } } }
+        if let failure { throw failure }
+        return result
     }
 }

@@ -31,6 +31,32 @@ public final class Learner {
     var dropped: [String: Int] = [:]
     var bytesReceived = 0
     var segmentsReceived = 0
+    /// This iteration's traffic on `trajectories` (reset when a batch starts), for the health metrics.
+    var traffic = Traffic()
+    /// Messages taken off `trajectories` since the learner started, and how many of them (or of the segments they
+    /// carried) were dropped, under any reason. Readable from any thread: the fuzz test waits on them to know that
+    /// everything it sent has been judged.
+    public var messagesReceived: Int { countersLock.withLock { receivedMessages } }
+    public var droppedTotal: Int { countersLock.withLock { droppedCount } }
+    private let countersLock = NSLock()
+    private var receivedMessages = 0
+    private var droppedCount = 0
+
+    /// What arrived on `trajectories` while one batch was collected.
+    struct Traffic {
+        /// Messages of any kind and their bytes as they came off the wire.
+        var messages = 0
+        var wireBytes = 0
+        /// Messages already waiting in the receive queue when collection began (sent during the update or evaluation).
+        var queueDepth = 0
+        /// Wire bytes and raw tensor-data bytes of the messages that decoded, for the compression ratio.
+        var decodedWireBytes = 0
+        var decodedRawBytes = 0
+        /// Decisions (steps × environments) in the segments used for the batch.
+        var decisions = 0
+        /// Segment messages by policy lag (learner version − segment version): 0, 1, 2 or more (or from the future).
+        var lag = [0, 0, 0]
+    }
 
     /// A fresh run fine-tuning the policy of `basePolicy`.
     public convenience init(config: RunConfig, run: RunDirectory, basePolicy: URL) throws {
@@ -134,6 +160,9 @@ public final class Learner {
                 "transport/bytes_received": bytesReceived, "transport/segments": segmentsReceived,
                 "transport/connected_actors": control.connectedActors(within: 10),
             ]
+            let connected = record["transport/connected_actors"] as! Int
+            let health = healthMetrics(rolloutSeconds: rolloutSeconds)
+            record.merge(health) { $1 }
             for (reason, count) in dropped { record["transport/dropped/\(reason)"] = count }
             if let resumed, iteration == resumed.iteration { record["resumed_from_iteration"] = resumed.iteration }
             let meanReturn = episodes.isEmpty ? Double.nan : episodes.reduce(0, +) / Double(episodes.count)
@@ -142,6 +171,12 @@ public final class Learner {
                               iteration + 1, config.train.iterations, environmentSteps, record["perf/env_steps_per_second"] as! Double, meanReturn, episodes.count,
                               Int(policyVersion), statistics.losses.policyLoss, statistics.losses.valueLoss, statistics.losses.approxKL, statistics.losses.clipFraction,
                               statistics.explainedVariance, rolloutSeconds, updateSeconds)
+            // Health, compactly: actors heard from, samples/s in, queue depth at batch start, policy lag 0/1/2+,
+            // wire MB/s and compression ratio, segments dropped so far.
+            line += String(format: " | %d act %.0f smp/s q%d lag %d/%d/%d %.2f MB/s x%.1f drop %d", connected,
+                           health["perf/samples_per_second"] as! Double, traffic.queueDepth, traffic.lag[0], traffic.lag[1], traffic.lag[2],
+                           health["transport/bytes_per_second"] as! Double / 1e6, health["transport/compression_ratio"] as! Double,
+                           dropped.values.reduce(0, +))
             if isLast || (config.train.evalEvery > 0 && (iteration + 1) % config.train.evalEvery == 0) {
                 lastEval = try evaluatePolicy(model.rollout, config: config, normalization: normalization, episodes: config.train.evalEpisodes, seed: config.seed &+ 7777)
                 record["eval/return"] = lastEval.meanReturn
@@ -174,6 +209,19 @@ public final class Learner {
         log(String(format: "learner: done in %.0f s, %d env steps; eval return %.1f → %.1f; run directory %@",
                    Date().timeIntervalSince(started), environmentSteps, initial.meanReturn, lastEval.meanReturn, run.url.path))
         return summary
+    }
+
+    /// The per-iteration health metrics of `traffic` (README, "Run directory"); rates are over the batch's collection time.
+    func healthMetrics(rolloutSeconds: Double) -> [String: Any] {
+        let seconds = max(rolloutSeconds, 1e-9)
+        return [
+            "perf/samples_per_second": Double(traffic.decisions) / seconds,
+            "transport/messages": traffic.messages,
+            "transport/queue_depth": traffic.queueDepth,
+            "transport/bytes_per_second": Double(traffic.wireBytes) / seconds,
+            "transport/compression_ratio": traffic.decodedWireBytes > 0 ? Double(traffic.decodedRawBytes) / Double(traffic.decodedWireBytes) : 1.0,
+            "transport/policy_lag/0": traffic.lag[0], "transport/policy_lag/1": traffic.lag[1], "transport/policy_lag/2+": traffic.lag[2],
+        ]
     }
 
     func publishWeights(control: ControlServer, publisher: Socket, final: Bool = false) {
@@ -211,8 +259,14 @@ public final class Learner {
         let steps = config.train.stepsPerIteration, perActor = config.environment.environmentsPerActor
         var streams = [StreamProgress](repeating: StreamProgress(), count: config.cluster.actors)
         var lastProgress = Date(), lastNotice = Date()
+        traffic = Traffic()
+        // Counts what is already queued: receive without waiting until the queue is empty, then wait as usual.
+        try pull.setReceiveTimeout(milliseconds: 0)
+        var countingQueue = true
+        defer { try? pull.setReceiveTimeout(milliseconds: 200) }
         while streams.contains(where: { $0.nextStep < steps }) {
             guard let bytes = try pull.receive() else {
+                if countingQueue { countingQueue = false; try pull.setReceiveTimeout(milliseconds: 200); continue }
                 let idle = Date().timeIntervalSince(lastProgress)
                 if Date().timeIntervalSince(lastNotice) > 2 {
                     // PUB/SUB drops notices for subscribers that were not connected yet: repeat it.
@@ -226,28 +280,41 @@ public final class Learner {
                 }
                 continue
             }
+            // Every message taken off the socket ends in exactly one place: a `dropped` reason or the batch
+            // (`segments`, of which `restarted_stream` may later discard some). The fuzz test checks this.
+            countersLock.withLock { receivedMessages += 1 }
+            if countingQueue { traffic.queueDepth += 1 }
+            traffic.messages += 1
+            traffic.wireBytes += bytes.count
             bytesReceived += bytes.count
             let message: WireMessage
-            do { message = try codec.decode(bytes) } catch { dropped[error.reason, default: 0] += 1; continue }
-            guard message.kind == .segment else { dropped["unexpected_kind", default: 0] += 1; continue }
-            guard message.policyVersion == policyVersion else { dropped["stale_version", default: 0] += 1; continue }
+            do { message = try codec.decode(bytes) } catch { drop(error.reason); continue }
+            traffic.decodedWireBytes += bytes.count
+            traffic.decodedRawBytes += message.tensors.reduce(0) { $0 + $1.bytes.count }
+            guard message.kind == .segment else { drop("unexpected_kind"); continue }
+            let lag = message.policyVersion <= policyVersion ? policyVersion - message.policyVersion : 2
+            traffic.lag[Int(min(lag, 2))] += 1
+            guard message.policyVersion == policyVersion else { drop("stale_version"); continue }
             let segment: Segment
             do {
                 segment = try Segment(message: message, observationWidth: observationWidth, chainWidth: config.recordWidth,
                                       environments: perActor, maxSteps: steps)
             } catch let error as SegmentError {
-                dropped[error.reason, default: 0] += 1; continue
+                drop(error.reason); continue
             } catch let error as WireError {
-                dropped[error.reason, default: 0] += 1; continue
+                drop(error.reason); continue
+            } catch {
+                // Hardening: whatever else a hostile segment makes decoding throw, drop it rather than end the run.
+                drop("malformed_segment"); continue
             }
-            guard segment.actorIndex < config.cluster.actors else { dropped["bad_actor_index", default: 0] += 1; continue }
+            guard segment.actorIndex < config.cluster.actors else { drop("bad_actor_index"); continue }
             var stream = streams[segment.actorIndex]
-            guard stream.nextStep < steps else { dropped["duplicate", default: 0] += 1; continue }
+            guard stream.nextStep < steps else { drop("duplicate"); continue }
             if segment.stepOffset == 0 {
-                if stream.segments > 0 { dropped["restarted_stream", default: 0] += stream.segments }
+                if stream.segments > 0 { drop("restarted_stream", stream.segments) }
                 stream = StreamProgress()
             } else if segment.stepOffset != stream.nextStep || message.sequence != stream.lastSequence &+ 1 {
-                dropped["out_of_order", default: 0] += 1; continue
+                drop("out_of_order"); continue
             }
             place(segment)
             stream.nextStep = segment.stepOffset + segment.steps
@@ -256,9 +323,16 @@ public final class Learner {
             stream.episodeReturns += segment.episodeReturns.map(Double.init)
             streams[segment.actorIndex] = stream
             segmentsReceived += 1
+            traffic.decisions += segment.steps * segment.environments
             lastProgress = Date()
         }
         return streams.flatMap(\.episodeReturns)
+    }
+
+    /// Counts `count` dropped segments (or messages) under `reason`.
+    func drop(_ reason: String, _ count: Int = 1) {
+        dropped[reason, default: 0] += count
+        countersLock.withLock { droppedCount += count }
     }
 
     func place(_ segment: Segment) {

@@ -179,8 +179,27 @@ extension DPPOCommand {
         var seconds: Double = 2
         @Flag(help: "Measure only the offline methods: training steps/s of Diffusion-QL, EDP without action approximation, EDP without DPM-Solver and EDP, and DDPM vs DPM-Solver sampling.")
         var offline = false
+        @Flag(help: "Measure only the wire path on real recorded segments (Pendulum and Hopper): compression per field, plain LZ4 vs byte-shuffle + LZ4, and encode + HMAC + decode + verify cost against the actor's time to produce a segment.")
+        var wire = false
+        @Option(help: "With --wire: the Hopper policy to roll out, used when the file exists (otherwise an initialized policy).")
+        var hopperCheckpoint: String = "runs/hopper-pretrain/main/pretrained.safetensors"
 
         func run() throws {
+            if wire {
+                let say: (String) -> Void = json ? { _ in } : { print($0) }
+                var reports: [WireBenchmarkReport] = []
+                let tasks: [(config: String, checkpoint: String?)] = [("configs/pendulum/finetune.yaml", nil), ("configs/hopper/finetune.yaml", hopperCheckpoint)]
+                for (path, checkpoint) in tasks {
+                    let config = try RunConfig.load(path: path)
+                    reports.append(try Benchmarks.wirePath(config: config, checkpoint: checkpoint.map { URL(fileURLWithPath: $0) }, seconds: seconds, log: say))
+                }
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys]
+                    print(String(decoding: try encoder.encode(reports), as: UTF8.self))
+                }
+                return
+            }
             if offline {
                 let say: (String) -> Void = json ? { _ in } : { print($0) }
                 let training = benchmarkOfflineTraining(seconds: seconds, log: say)
