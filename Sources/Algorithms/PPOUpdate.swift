@@ -110,6 +110,9 @@ public final class PPOUpdate {
     var values: [Float] = [], nextValues: [Float] = [], advantages: [Float] = [], returns: [Float] = []
     var oldLogProbabilities: [Float] = []
     var permutation: [Int] = []
+    /// The behaviour policies of the next `prepare` when some decisions were sampled by older weights (the cluster's
+    /// async mode); nil: every decision was sampled by the current weights, which then give the old log-probabilities.
+    public var behaviour: BehaviourPolicies? = nil
     // Per-minibatch buffers.
     public let minibatch: PPOMinibatch
     let criticObservations: Matrix, criticGradient: Matrix, teacherObservations: Matrix
@@ -244,6 +247,10 @@ public final class PPOUpdate {
 
         // 4. Old log-probabilities of every fine-tuned transition, with the weights that sampled them.
         let pairs = n * actor.termsPerDecision
+        if let behaviour {
+            behaviourLogProbabilities(batch: batch, behaviour: behaviour)
+            return statistics
+        }
         var start = 0
         while start < pairs {
             let end = min(pairs, start + hyperparameters.logProbabilityBatchSize)
@@ -253,6 +260,33 @@ public final class PPOUpdate {
         }
 
         return statistics
+    }
+
+    /// Step 4 when decisions came from several versions: each snapshot's decisions are evaluated with that snapshot's
+    /// weights loaded into the actor, then the current weights are put back.
+    func behaviourLogProbabilities(batch: RolloutBatch, behaviour: BehaviourPolicies) {
+        let parameters = actor.trainableParameters
+        let current = Array(parameters.valueBuffer)
+        defer { parameters.values.update(from: current, count: parameters.count) }
+        let termCount = actor.termsPerDecision
+        var scratch: [Float] = []
+        for snapshot in -1..<behaviour.snapshots.count {
+            let rows = (0..<batch.count).filter { behaviour.rowSnapshots[$0] == snapshot }
+            guard !rows.isEmpty else { continue }
+            let weights = snapshot < 0 ? current : behaviour.snapshots[snapshot]
+            precondition(weights.count == parameters.count, "behaviour weights do not match the actor's parameters")
+            parameters.values.update(from: weights, count: parameters.count)
+            let pairs = rows.flatMap { row in (0..<termCount).map { row * termCount + $0 } }
+            var start = 0
+            while start < pairs.count {
+                let end = min(pairs.count, start + hyperparameters.logProbabilityBatchSize)
+                gatherMinibatch(batch: batch, pairList: pairs[start..<end])
+                if scratch.count < end - start { scratch = [Float](repeating: 0, count: end - start) }
+                scratch.withUnsafeMutableBufferPointer { actor.logProbabilities(minibatch, into: $0.baseAddress!) }
+                for (slot, pair) in pairs[start..<end].enumerated() { oldLogProbabilities[pair] = scratch[slot] }
+                start = end
+            }
+        }
     }
 
     /// One minibatch of the first `batchSize` pairs in a fresh permutation (benchmarks use this).
@@ -384,11 +418,21 @@ public final class PPOUpdate {
     /// Fills `minibatch` with pairs p in `pairs` (p → decision p / terms, term p % terms), taken through the
     /// current permutation when `fromPermutation`.
     func gatherMinibatch(batch: RolloutBatch, pairs: Range<Int>, fromPermutation: Bool = true) {
+        gatherMinibatch(batch: batch, count: pairs.count) { fromPermutation ? permutation[pairs.lowerBound + $0] : pairs.lowerBound + $0 }
+    }
+
+    /// Fills `minibatch` with the listed pairs.
+    func gatherMinibatch(batch: RolloutBatch, pairList: ArraySlice<Int>) {
+        let first = pairList.startIndex
+        gatherMinibatch(batch: batch, count: pairList.count) { pairList[first + $0] }
+    }
+
+    func gatherMinibatch(batch: RolloutBatch, count: Int, pairAt: (Int) -> Int) {
         let termCount = actor.termsPerDecision
         let observationWidth = critic.observationDim
-        minibatch.resize(pairs.count)
-        for slot in 0..<pairs.count {
-            let pair = fromPermutation ? permutation[pairs.lowerBound + slot] : pairs.lowerBound + slot
+        minibatch.resize(count)
+        for slot in 0..<count {
+            let pair = pairAt(slot)
             let sample = pair / termCount, j = pair % termCount
             actor.gather(record: batch.records.row(sample), term: j, slot: slot, into: minibatch)
             minibatch.observations.row(slot).update(from: batch.observations.row(sample), count: observationWidth)
@@ -435,5 +479,16 @@ public final class PPOUpdate {
         let meanResidual = residuals.reduce(0, +) / Double(count)
         let varianceResidual = residuals.reduce(0) { $0 + ($1 - meanResidual) * ($1 - meanResidual) } / Double(count)
         return varianceReturn == 0 ? .nan : 1 - varianceResidual / varianceReturn
+    }
+}
+
+/// Which weights sampled each decision of a batch: `snapshots` are copies of the actor's trainable parameter values
+/// (older policy versions), and `rowSnapshots[row]` indexes them, or is −1 for the current weights.
+public struct BehaviourPolicies {
+    public var snapshots: [[Float]]
+    public var rowSnapshots: [Int]
+    public init(snapshots: [[Float]], rowSnapshots: [Int]) {
+        self.snapshots = snapshots
+        self.rowSnapshots = rowSnapshots
     }
 }

@@ -8,7 +8,8 @@ import Transport
 
 /// The actor process: connects PUSH `trajectories`, SUB `weights`, REQ `control`; for each new
 /// policy version it fetches the weights, rolls out `n_steps` decisions in its environments with
-/// exploration sampling, and streams them to the learner in segments.
+/// exploration sampling, and streams them to the learner in segments (async mode: it rolls out without waiting,
+/// with the newest weights it holds; see `run`).
 public final class Actor {
     let config: RunConfig
     let codec: WireCodec
@@ -41,12 +42,20 @@ public final class Actor {
     /// the actor says hello again with its own index, retrying with backoff for up to `giveUpSeconds`
     /// (default `cluster.reconnect_timeout_s`). It keeps its environments and random state, and rolls out the
     /// learner's current version from its first step, whatever it sent before.
+    ///
+    /// `cluster.sync: async`: the actor never waits for a new version. It rolls out segment after segment with the
+    /// newest weights it holds (each segment tagged with their version), and between segments takes notices and
+    /// heartbeat replies and fetches a newer version's weights when one is announced. Its step offsets cycle through
+    /// one iteration's quota (0, segment_steps, …, n_steps − 1) and its sequence numbers keep counting, so the learner
+    /// can assemble a contiguous run of steps from any segment on.
     public func run(giveUpSeconds: Double? = nil, log: (String) -> Void = Cluster.log) throws {
         let giveUp = giveUpSeconds ?? config.cluster.reconnectTimeoutSeconds
         let learnerTimeout = config.cluster.learnerTimeoutSeconds
         let push = try Socket(.push, sendTimeoutMilliseconds: 5_000)
         try push.connect(endpoints.trajectories)
-        let subscriber = try Socket(.subscribe, receiveTimeoutMilliseconds: 100)
+        let async = config.cluster.isAsync
+        // Async actors poll for notices between segments, without waiting.
+        let subscriber = try Socket(.subscribe, receiveTimeoutMilliseconds: async ? 0 : 100)
         try subscriber.connect(endpoints.weights)
         let request = try Socket(.request, receiveTimeoutMilliseconds: 2_000)
         try request.connect(endpoints.control)
@@ -64,6 +73,7 @@ public final class Actor {
         var lastContact = Date()
         var lastHeartbeat = Date.distantPast
         var restarted = false
+        var asyncOffset = 0
 
         while true {
             if restarted || Date().timeIntervalSince(lastContact) > learnerTimeout {
@@ -90,6 +100,16 @@ public final class Actor {
                     }
                 }
             }
+            if async && rolledVersion > 0 && announcedVersion <= rolledVersion {
+                if try rolloutSegment(version: rolledVersion, index: index, offset: &asyncOffset, environments: environments, firsts: &firsts,
+                                      random: &random, push: push, request: request) {
+                    lastContact = Date()
+                } else {
+                    log("actor \(index): the learner stopped taking segments of version \(rolledVersion)")
+                    rolledVersion = 0
+                }
+                continue
+            }
             guard announcedVersion > rolledVersion else { continue }
 
             let fetch = WireMessage(kind: .weightsRequest, policyVersion: announcedVersion, actorIndex: UInt32(index), sequence: sequence, tensors: [])
@@ -103,6 +123,7 @@ public final class Actor {
             rolledVersion = weights.policyVersion
             announcedVersion = max(announcedVersion, rolledVersion)
             lastContact = Date()
+            if async { continue } // the next pass rolls out with these weights
             if try rollout(version: rolledVersion, index: index, environments: environments, firsts: &firsts, random: &random, push: push, request: request) {
                 lastContact = Date()
             } else {
@@ -142,22 +163,32 @@ public final class Actor {
     /// finished): the rest of the version is not sent.
     func rollout(version: UInt64, index: Int, environments: VectorEnvironment, firsts: inout [UInt8], random: inout Philox,
                  push: Socket, request: Socket) throws -> Bool {
+        var offset = 0
+        repeat {
+            guard try rolloutSegment(version: version, index: index, offset: &offset, environments: environments, firsts: &firsts,
+                                     random: &random, push: push, request: request) else { return false }
+        } while offset != 0
+        return true
+    }
+
+    /// Rolls out and sends one segment of `version` at `offset` in the iteration's quota, and advances `offset`
+    /// (back to 0 after the quota's last segment). Returns false when the learner stopped taking segments and no
+    /// longer answers heartbeats.
+    func rolloutSegment(version: UInt64, index: Int, offset: inout Int, environments: VectorEnvironment, firsts: inout [UInt8],
+                        random: inout Philox, push: Socket, request: Socket) throws -> Bool {
         let o = config.networkShape.observationDim, c = config.recordWidth
         let records = Matrix(rows: environments.count, columns: c)
         let total = config.train.stepsPerIteration
-        var offset = 0
-        while offset < total {
-            let steps = min(config.cluster.segmentSteps, total - offset)
-            let segment = try Actor.recordSegment(version: version, index: index, offset: offset, steps: steps, config: config, policy: model.rollout,
-                                                  environments: environments, records: records, firsts: &firsts, random: &random)
-            sequence += 1
-            let bytes = try codec.encode(segment.message(sequence: sequence, observationWidth: o, chainWidth: c))
-            // A send times out while the learner is busy (evaluating, checkpointing) or gone: wait while it answers heartbeats.
-            while try !push.send(bytes) {
-                let beat = WireMessage(kind: .heartbeat, policyVersion: version, actorIndex: UInt32(index), sequence: sequence, tensors: [])
-                guard try exchange(request, beat)?.kind == .heartbeatReply else { return false }
-            }
-            offset += steps
+        let steps = min(config.cluster.segmentSteps, total - offset)
+        let segment = try Actor.recordSegment(version: version, index: index, offset: offset, steps: steps, config: config, policy: model.rollout,
+                                              environments: environments, records: records, firsts: &firsts, random: &random)
+        sequence += 1
+        offset = (offset + steps) % total
+        let bytes = try codec.encode(segment.message(sequence: sequence, observationWidth: o, chainWidth: c))
+        // A send times out while the learner is busy (evaluating, checkpointing) or gone: wait while it answers heartbeats.
+        while try !push.send(bytes) {
+            let beat = WireMessage(kind: .heartbeat, policyVersion: version, actorIndex: UInt32(index), sequence: sequence, tensors: [])
+            guard try exchange(request, beat)?.kind == .heartbeatReply else { return false }
         }
         return true
     }

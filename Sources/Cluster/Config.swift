@@ -133,7 +133,11 @@ public struct RunConfig: Sendable {
         public var actors = 2
         public var host = "127.0.0.1"
         public var basePort = 5555
+        /// `strict`: every batch is the current version's; `async`: actors keep rolling out and the learner takes
+        /// segments up to `maxPolicyLag` versions old (README, "Synchronisation").
         public var synchronization = "strict"
+        public var maxPolicyLag = 1
+        public var isAsync: Bool { synchronization == "async" }
         /// Decisions per trajectory segment message.
         public var segmentSteps = 50
         public var learnerThreads = 1
@@ -183,7 +187,7 @@ public struct RunConfig: Sendable {
 
     /// A stable hash of the sections actors and learner must agree on.
     public var compatibilityHash: UInt64 {
-        let text = "\(model.policy.rawValue)|\(model.useDDIM)|\(model.ddimSteps)|\(model.eta)|\(model.fixedStd)|\(environment.spec.label)|\(environment.gymnasium.kwargsJSON)|\(environment.conditionSteps)|\(environment.actSteps)|\(environment.horizonSteps)|\(model.denoisingSteps)|\(model.fineTunedSteps)|\(model.timeDim)|\(model.mlpDims)|\(model.activation.rawValue)|\(model.minSamplingStd)|\(model.randnClip)|\(model.denoisedClip)|\(train.stepsPerIteration)|\(environment.environmentsPerActor)"
+        let text = "\(model.policy.rawValue)|\(model.useDDIM)|\(model.ddimSteps)|\(model.eta)|\(model.fixedStd)|\(environment.spec.label)|\(environment.gymnasium.kwargsJSON)|\(environment.conditionSteps)|\(environment.actSteps)|\(environment.horizonSteps)|\(model.denoisingSteps)|\(model.fineTunedSteps)|\(model.timeDim)|\(model.mlpDims)|\(model.activation.rawValue)|\(model.minSamplingStd)|\(model.randnClip)|\(model.denoisedClip)|\(train.stepsPerIteration)|\(environment.environmentsPerActor)" + (cluster.isAsync ? "|async" : "")
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         return hash
@@ -379,6 +383,7 @@ public struct RunConfig: Sendable {
         cluster.host = try c.string("host", default: cluster.host)
         cluster.basePort = try c.int("base_port", default: cluster.basePort)
         cluster.synchronization = try c.string("sync", default: cluster.synchronization)
+        cluster.maxPolicyLag = try c.int("max_policy_lag", default: cluster.maxPolicyLag)
         cluster.segmentSteps = try c.int("segment_steps", default: cluster.segmentSteps)
         cluster.learnerThreads = try c.int("learner_threads", default: cluster.learnerThreads)
         cluster.batchTimeoutSeconds = try c.double("batch_timeout_s", default: cluster.batchTimeoutSeconds)
@@ -405,7 +410,8 @@ public struct RunConfig: Sendable {
                     "train.clip_advantage_lower_quantile and _upper_quantile must satisfy 0 ≤ lower < upper ≤ 1")
         try require(cluster.actors >= 1, "cluster.actors must be ≥ 1")
         try require((1024...65_533).contains(cluster.basePort), "cluster.base_port must be in 1024…65533")
-        try require(cluster.synchronization == "strict", "cluster.sync '\(cluster.synchronization)': only 'strict' is implemented in this version")
+        try require(["strict", "async"].contains(cluster.synchronization), "cluster.sync '\(cluster.synchronization)': must be 'strict' or 'async'")
+        try require(cluster.maxPolicyLag >= 0, "cluster.max_policy_lag must be ≥ 0")
         try require(cluster.segmentSteps >= 1, "cluster.segment_steps must be ≥ 1")
         try require(cluster.learnerTimeoutSeconds > 0 && cluster.reconnectTimeoutSeconds > 0, "cluster.learner_timeout_s and reconnect_timeout_s must be > 0")
     }

@@ -7,7 +7,8 @@ import Tensors
 import Transport
 
 /// The learner process: binds PULL `trajectories`, PUB `weights`, REP `control`; assembles each
-/// iteration's batch from the actors' segments (strict on-policy: only the current version counts),
+/// iteration's batch from the actors' segments (strict on-policy: only the current version counts; async: versions
+/// up to `cluster.max_policy_lag` old, each decision's old log-probability taken with its own version's weights),
 /// runs the DPPO update, publishes the new version, evaluates, checkpoints and writes metrics.
 ///
 /// Versions and iterations: the starting policy is version 1, and the update of iteration i (1-based) publishes
@@ -33,6 +34,12 @@ public final class Learner {
     var segmentsReceived = 0
     /// This iteration's traffic on `trajectories` (reset when a batch starts), for the health metrics.
     var traffic = Traffic()
+    /// Async mode: the policy version that sampled each batch row, the fine-tuned weights of the last
+    /// `max_policy_lag` + 1 versions (for the behaviour log-probabilities), and segments that arrived for an actor whose
+    /// stream was already complete, kept in order for the next batch.
+    var rowVersions: [UInt64] = []
+    var versionWeights: [UInt64: [Float]] = [:]
+    var carried: [[(sequence: UInt64, segment: Segment)]] = []
     /// Messages taken off `trajectories` since the learner started, and how many of them (or of the segments they
     /// carried) were dropped, under any reason. Readable from any thread: the fuzz test waits on them to know that
     /// everything it sent has been judged.
@@ -83,6 +90,8 @@ public final class Learner {
         critic.initialize(random: &random)
         update = PPOUpdate(actor: model.makePPOActor(), critic: critic, hyperparameters: config.train.dppo, streams: config.streams, seed: config.seed)
         batch = RolloutBatch(streams: config.streams, steps: config.train.stepsPerIteration, observationWidth: observationWidth, recordWidth: config.recordWidth)
+        rowVersions = [UInt64](repeating: 0, count: batch.count)
+        carried = Array(repeating: [], count: config.cluster.actors)
         guard resume else { resumed = nil; return }
         try Checkpoint.restoreTraining(update, info: info, from: checkpoint)
         guard info.iteration < config.train.iterations else {
@@ -130,17 +139,22 @@ public final class Learner {
             metrics.write(["iteration": 0, "env_steps": 0, "eval/return": initial.meanReturn, "eval/return_std": initial.stdReturn, "policy_version": policyVersion])
         }
         var lastEval = resumed?.lastEvaluation ?? initial
+        rememberWeights()
         publishWeights(control: control, publisher: publisher)
 
         for iteration in firstIteration..<config.train.iterations {
             let iterationStart = Date()
-            let episodes = try collectBatch(pull: pull, publisher: publisher, control: control, log: log)
+            let episodes = config.cluster.isAsync ? try collectAsyncBatch(pull: pull, publisher: publisher, control: control, log: log)
+                                                  : try collectBatch(pull: pull, publisher: publisher, control: control, log: log)
             let rolloutSeconds = Date().timeIntervalSince(iterationStart)
             let updateStart = Date()
+            update.behaviour = behaviourPolicies()
             let statistics = update.update(batch: batch, iteration: iteration)
+            update.behaviour = nil
             let updateSeconds = Date().timeIntervalSince(updateStart)
             environmentSteps += batch.count * config.environment.actSteps
             policyVersion += 1
+            rememberWeights()
             let isLast = iteration + 1 == config.train.iterations
             // After the last update no actor needs weights: fetches and heartbeats are answered with shutdown.
             publishWeights(control: control, publisher: publisher, final: isLast)
@@ -256,7 +270,7 @@ public final class Learner {
     ///   the previous segment's (the same rollout of the same process); otherwise it is dropped (`out_of_order`);
     /// - once an actor's stream is complete, further segments of this version are dropped (`duplicate`).
     func collectBatch(pull: Socket, publisher: Socket, control: ControlServer, log: (String) -> Void) throws -> [Double] {
-        let steps = config.train.stepsPerIteration, perActor = config.environment.environmentsPerActor
+        let steps = config.train.stepsPerIteration
         var streams = [StreamProgress](repeating: StreamProgress(), count: config.cluster.actors)
         var lastProgress = Date(), lastNotice = Date()
         traffic = Traffic()
@@ -265,49 +279,15 @@ public final class Learner {
         var countingQueue = true
         defer { try? pull.setReceiveTimeout(milliseconds: 200) }
         while streams.contains(where: { $0.nextStep < steps }) {
-            guard let bytes = try pull.receive() else {
-                if countingQueue { countingQueue = false; try pull.setReceiveTimeout(milliseconds: 200); continue }
-                let idle = Date().timeIntervalSince(lastProgress)
-                if Date().timeIntervalSince(lastNotice) > 2 {
-                    // PUB/SUB drops notices for subscribers that were not connected yet: repeat it.
-                    let notice = WireMessage(kind: .weightsNotice, policyVersion: policyVersion, actorIndex: 0, sequence: policyVersion, tensors: [])
-                    if let noticeBytes = try? codec.encode(notice) { _ = try? publisher.send(noticeBytes) }
-                    lastNotice = Date()
-                }
-                if idle > config.cluster.batchTimeoutSeconds {
-                    let missing = streams.enumerated().filter { $0.element.nextStep < steps }.map(\.offset)
-                    throw ConfigError("no trajectory data for \(Int(idle)) s; actors \(missing) have not delivered version \(policyVersion) (are they running? see logs/)")
-                }
-                continue
-            }
-            // Every message taken off the socket ends in exactly one place: a `dropped` reason or the batch
-            // (`segments`, of which `restarted_stream` may later discard some). The fuzz test checks this.
-            countersLock.withLock { receivedMessages += 1 }
-            if countingQueue { traffic.queueDepth += 1 }
-            traffic.messages += 1
-            traffic.wireBytes += bytes.count
-            bytesReceived += bytes.count
-            let message: WireMessage
-            do { message = try codec.decode(bytes) } catch { drop(error.reason); continue }
-            traffic.decodedWireBytes += bytes.count
-            traffic.decodedRawBytes += message.tensors.reduce(0) { $0 + $1.bytes.count }
-            guard message.kind == .segment else { drop("unexpected_kind"); continue }
-            let lag = message.policyVersion <= policyVersion ? policyVersion - message.policyVersion : 2
-            traffic.lag[Int(min(lag, 2))] += 1
-            guard message.policyVersion == policyVersion else { drop("stale_version"); continue }
-            let segment: Segment
-            do {
-                segment = try Segment(message: message, observationWidth: observationWidth, chainWidth: config.recordWidth,
-                                      environments: perActor, maxSteps: steps)
-            } catch let error as SegmentError {
-                drop(error.reason); continue
-            } catch let error as WireError {
-                drop(error.reason); continue
-            } catch {
-                // Hardening: whatever else a hostile segment makes decoding throw, drop it rather than end the run.
-                drop("malformed_segment"); continue
-            }
-            guard segment.actorIndex < config.cluster.actors else { drop("bad_actor_index"); continue }
+            let received = try receiveSegment(pull: pull, publisher: publisher, countingQueue: &countingQueue, lastProgress: lastProgress,
+                                              lastNotice: &lastNotice, missing: { streams.enumerated().filter { $0.element.nextStep < steps }.map(\.offset) },
+                                              admit: { message in
+                let lag = message.policyVersion <= policyVersion ? policyVersion - message.policyVersion : 2
+                traffic.lag[Int(min(lag, 2))] += 1
+                guard message.policyVersion == policyVersion else { drop("stale_version"); return false }
+                return true
+            })
+            guard let (segment, message) = received else { continue }
             var stream = streams[segment.actorIndex]
             guard stream.nextStep < steps else { drop("duplicate"); continue }
             if segment.stepOffset == 0 {
@@ -329,19 +309,71 @@ public final class Learner {
         return streams.flatMap(\.episodeReturns)
     }
 
+    /// Takes the next message off `trajectories` while a batch is collected and decodes it as a segment of a known
+    /// actor. Returns nil when none came (after repeating the weights notice every 2 s, and throwing once no batch data
+    /// arrived for `batch_timeout_s`, naming the `missing` actors) or when the message was dropped. `admit` judges a
+    /// segment message's version before its tensors are decoded, dropping it by returning false.
+    func receiveSegment(pull: Socket, publisher: Socket, countingQueue: inout Bool, lastProgress: Date, lastNotice: inout Date,
+                        missing: () -> [Int], admit: (WireMessage) -> Bool) throws -> (Segment, WireMessage)? {
+        guard let bytes = try pull.receive() else {
+            if countingQueue { countingQueue = false; try pull.setReceiveTimeout(milliseconds: 200); return nil }
+            let idle = Date().timeIntervalSince(lastProgress)
+            if Date().timeIntervalSince(lastNotice) > 2 {
+                // PUB/SUB drops notices for subscribers that were not connected yet: repeat it.
+                let notice = WireMessage(kind: .weightsNotice, policyVersion: policyVersion, actorIndex: 0, sequence: policyVersion, tensors: [])
+                if let noticeBytes = try? codec.encode(notice) { _ = try? publisher.send(noticeBytes) }
+                lastNotice = Date()
+            }
+            if idle > config.cluster.batchTimeoutSeconds {
+                throw ConfigError("no trajectory data for \(Int(idle)) s; actors \(missing()) have not delivered version \(policyVersion) (are they running? see logs/)")
+            }
+            return nil
+        }
+        // Every message taken off the socket ends in exactly one place: a `dropped` reason or the batch
+        // (`segments`, of which `restarted_stream` may later discard some). The fuzz test checks this.
+        countersLock.withLock { receivedMessages += 1 }
+        if countingQueue { traffic.queueDepth += 1 }
+        traffic.messages += 1
+        traffic.wireBytes += bytes.count
+        bytesReceived += bytes.count
+        let message: WireMessage
+        do { message = try codec.decode(bytes) } catch { drop(error.reason); return nil }
+        traffic.decodedWireBytes += bytes.count
+        traffic.decodedRawBytes += message.tensors.reduce(0) { $0 + $1.bytes.count }
+        guard message.kind == .segment else { drop("unexpected_kind"); return nil }
+        guard admit(message) else { return nil }
+        let segment: Segment
+        do {
+            segment = try Segment(message: message, observationWidth: observationWidth, chainWidth: config.recordWidth,
+                                  environments: config.environment.environmentsPerActor, maxSteps: config.train.stepsPerIteration)
+        } catch let error as SegmentError {
+            drop(error.reason); return nil
+        } catch let error as WireError {
+            drop(error.reason); return nil
+        } catch {
+            // Hardening: whatever else a hostile segment makes decoding throw, drop it rather than end the run.
+            drop("malformed_segment"); return nil
+        }
+        guard segment.actorIndex < config.cluster.actors else { drop("bad_actor_index"); return nil }
+        return (segment, message)
+    }
+
     /// Counts `count` dropped segments (or messages) under `reason`.
     func drop(_ reason: String, _ count: Int = 1) {
         dropped[reason, default: 0] += count
         countersLock.withLock { droppedCount += count }
     }
 
-    func place(_ segment: Segment) {
+    /// Copies `segment` into its actor's streams from batch step `firstStep` (default: its own step offset).
+    func place(_ segment: Segment, at firstStep: Int? = nil) {
         let e = segment.environments, o = observationWidth, c = config.recordWidth
+        let start = firstStep ?? segment.stepOffset
         for step in 0..<segment.steps {
             for environment in 0..<e {
                 let source = step * e + environment
                 let stream = segment.actorIndex * e + environment
-                let row = batch.row(stream: stream, step: segment.stepOffset + step)
+                let row = batch.row(stream: stream, step: start + step)
+                rowVersions[row] = segment.policyVersion
                 segment.observations.withUnsafeBufferPointer { batch.observations.row(row).update(from: $0.baseAddress! + source * o, count: o) }
                 segment.chains.withUnsafeBufferPointer { batch.records.row(row).update(from: $0.baseAddress! + source * c, count: c) }
                 batch.rewards[row] = segment.rewards[source]
@@ -352,16 +384,121 @@ public final class Learner {
         }
         for (slot, flat) in segment.finalIndices.enumerated() {
             let step = Int(flat) / e, environment = Int(flat) % e
-            let row = batch.row(stream: segment.actorIndex * e + environment, step: segment.stepOffset + step)
+            let row = batch.row(stream: segment.actorIndex * e + environment, step: start + step)
             segment.finalObservations.withUnsafeBufferPointer { batch.finalObservations.row(row).update(from: $0.baseAddress! + slot * o, count: o) }
         }
-        if segment.stepOffset + segment.steps == batch.steps {
+        if start + segment.steps == batch.steps {
             for environment in 0..<e {
                 segment.nextObservations.withUnsafeBufferPointer {
                     batch.bootstrapObservations.row(segment.actorIndex * e + environment).update(from: $0.baseAddress! + environment * o, count: o)
                 }
             }
         }
+    }
+
+    /// Async mode: keeps a copy of the current version's fine-tuned weights and forgets versions more than
+    /// `max_policy_lag` behind it.
+    func rememberWeights() {
+        guard config.cluster.isAsync else { return }
+        versionWeights[policyVersion] = Array(model.trainableParameters.valueBuffer)
+        let lag = UInt64(config.cluster.maxPolicyLag)
+        for version in versionWeights.keys where version + lag < policyVersion { versionWeights[version] = nil }
+    }
+
+    /// The weights that sampled each row of the batch when some rows are older than the current version; nil when
+    /// every row is the current version's (always in strict mode), so the update uses the current weights.
+    func behaviourPolicies() -> BehaviourPolicies? {
+        guard config.cluster.isAsync, rowVersions.contains(where: { $0 != policyVersion }) else { return nil }
+        var snapshots: [[Float]] = []
+        var indices: [UInt64: Int] = [:]
+        let rows = rowVersions.map { version -> Int in
+            guard version != policyVersion else { return -1 }
+            if let index = indices[version] { return index }
+            guard let weights = versionWeights[version] else { preconditionFailure("no weights kept for policy version \(version)") }
+            snapshots.append(weights)
+            indices[version] = snapshots.count - 1
+            return snapshots.count - 1
+        }
+        return BehaviourPolicies(snapshots: snapshots, rowSnapshots: rows)
+    }
+
+    /// Where one actor's stream stands while an async batch is collected.
+    struct AsyncStream {
+        var rows = 0
+        var nextOffset = 0
+        var lastSequence: UInt64 = 0
+        var segments = 0
+        var episodeReturns: [Double] = []
+    }
+
+    /// Async mode (`cluster.sync: async`): receives segments until every actor's streams hold `n_steps` decisions, and
+    /// returns the returns of the training episodes that finished in them.
+    ///
+    /// The batch takes the first segments that arrive whose policy lag (current version − segment version) is at
+    /// most `max_policy_lag` and whose weights the learner still keeps; others are dropped (`stale_version`). Each
+    /// segment is one version's; a batch may mix versions across and within actors, and every row is tagged with its
+    /// version so that PPO's old log-probabilities are the behaviour policy's. GAE needs contiguous steps, so per actor
+    /// the batch holds one contiguous run of `n_steps` decisions from consecutive segments of one actor process:
+    /// - the run may start with any segment (placed at batch step 0, whatever its offset in the actor's quota);
+    /// - a segment continues it only when its sequence number follows the previous one and its offset is where that
+    ///   one ended (cyclically); otherwise the partial run is discarded (`restarted_stream`) and the segment starts a
+    ///   new one (a stale segment inside a run thus breaks it);
+    /// - segments arriving for an actor whose run is complete are kept, in order, for the next batch (at most
+    ///   `n_steps` decisions per actor; beyond that `duplicate`), where their lag is judged again.
+    /// Segments are counted in `transport/policy_lag/*` when judged for a batch (a carried one in the batch that uses it).
+    func collectAsyncBatch(pull: Socket, publisher: Socket, control: ControlServer, log: (String) -> Void) throws -> [Double] {
+        let steps = config.train.stepsPerIteration
+        var streams = [AsyncStream](repeating: AsyncStream(), count: config.cluster.actors)
+        var lastProgress = Date(), lastNotice = Date()
+        traffic = Traffic()
+        let maxLag = UInt64(config.cluster.maxPolicyLag)
+
+        func consider(_ segment: Segment, sequence: UInt64) {
+            let lag = segment.policyVersion <= policyVersion ? policyVersion - segment.policyVersion : 2
+            let usable = segment.policyVersion <= policyVersion && lag <= maxLag && versionWeights[segment.policyVersion] != nil
+            var stream = streams[segment.actorIndex]
+            if usable && stream.rows >= steps {
+                // Kept for the next batch, which judges (and counts) it then.
+                let waiting = carried[segment.actorIndex].reduce(0) { $0 + $1.segment.steps }
+                if waiting + segment.steps <= steps { carried[segment.actorIndex].append((sequence, segment)) } else { drop("duplicate") }
+                return
+            }
+            traffic.lag[Int(min(lag, 2))] += 1
+            guard usable else { drop("stale_version"); return }
+            let continues = stream.rows > 0 && sequence == stream.lastSequence &+ 1 && segment.stepOffset == stream.nextOffset
+                && stream.rows + segment.steps <= steps
+            if !continues {
+                if stream.segments > 0 { drop("restarted_stream", stream.segments) }
+                stream = AsyncStream()
+                guard segment.steps <= steps else { drop("bad_shape"); return }
+            }
+            place(segment, at: stream.rows)
+            stream.rows += segment.steps
+            stream.nextOffset = (segment.stepOffset + segment.steps) % steps
+            stream.lastSequence = sequence
+            stream.segments += 1
+            stream.episodeReturns += segment.episodeReturns.map(Double.init)
+            streams[segment.actorIndex] = stream
+            segmentsReceived += 1
+            traffic.decisions += segment.steps * segment.environments
+            lastProgress = Date()
+        }
+
+        let waiting = carried
+        carried = Array(repeating: [], count: config.cluster.actors)
+        for list in waiting { for (sequence, segment) in list { consider(segment, sequence: sequence) } }
+
+        try pull.setReceiveTimeout(milliseconds: 0)
+        var countingQueue = true
+        defer { try? pull.setReceiveTimeout(milliseconds: 200) }
+        while streams.contains(where: { $0.rows < steps }) {
+            let received = try receiveSegment(pull: pull, publisher: publisher, countingQueue: &countingQueue, lastProgress: lastProgress,
+                                              lastNotice: &lastNotice, missing: { streams.enumerated().filter { $0.element.rows < steps }.map(\.offset) },
+                                              admit: { _ in true })
+            guard let (segment, message) = received else { continue }
+            consider(segment, sequence: message.sequence)
+        }
+        return streams.flatMap(\.episodeReturns)
     }
 
     func saveCheckpoint(name: String, iteration: Int, initial: EvaluationResult, last: EvaluationResult, wallSeconds: Double) throws {
