@@ -16,16 +16,6 @@ final class AsyncModeTests: XCTestCase {
         """)
     }
 
-    func writeRandomPolicy(config: RunConfig, to directory: URL) throws -> URL {
-        let model = PolicyModel(config: config)
-        var random = Philox(seed: 1)
-        model.initialize(random: &random)
-        let url = directory.appendingPathComponent("start.safetensors")
-        try Checkpoint.save(model: model, update: nil, info: CheckpointInfo(kind: "pretrain", iteration: 0, policyVersion: 0, environmentSteps: 0,
-                                                                            model: model, normalization: nil), to: url)
-        return url
-    }
-
     func testConfigAcceptsStrictAndAsync() throws {
         XCTAssertTrue(try asyncConfig(port: 5555).cluster.isAsync)
         XCTAssertEqual(try asyncConfig(port: 5555, lag: 0).cluster.maxPolicyLag, 0)
@@ -106,22 +96,7 @@ final class AsyncModeTests: XCTestCase {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let start = try writeRandomPolicy(config: config, to: directory)
-        let run = try RunDirectory(url: directory.appendingPathComponent("run"))
-        let learner = try Learner(config: config, run: run, basePolicy: start)
-        let finished = DispatchGroup()
-        let actorErrors = ErrorCollector()
-        for index in 0..<2 {
-            finished.enter()
-            Thread.detachNewThread {
-                defer { finished.leave() }
-                do { try Actor(config: config, learnerHost: "127.0.0.1", requestedIndex: index).run(giveUpSeconds: 30, log: { _ in }) }
-                catch { actorErrors.append(error) }
-            }
-        }
-        var lines: [String] = []
-        let summary = try learner.run(log: { lines.append($0) })
-        XCTAssertEqual(finished.wait(timeout: .now() + 30), .success, "actors must exit when the learner finishes")
-        XCTAssertTrue(actorErrors.errors.isEmpty, "\(actorErrors.errors)")
+        let (run, summary, lines) = try runInProcessCluster(config: config, start: start, in: directory)
         XCTAssertEqual(summary["env_steps"] as? Int, 3 * 2 * 3 * 30 * 2)
         XCTAssertEqual(summary["policy_version"] as? UInt64, 4)
         let records = try String(contentsOf: run.metrics, encoding: .utf8).split(separator: "\n").map {

@@ -24,16 +24,6 @@ final class ClusterRunTests: XCTestCase {
         return url
     }
 
-    func writeRandomPolicy(config: RunConfig, to directory: URL) throws -> URL {
-        let model = PolicyModel(config: config)
-        var random = Philox(seed: 1)
-        model.initialize(random: &random)
-        let url = directory.appendingPathComponent("start.safetensors")
-        try Checkpoint.save(model: model, update: nil, info: CheckpointInfo(kind: "pretrain", iteration: 0, policyVersion: 0, environmentSteps: 0,
-                                                                            model: model, normalization: nil), to: url)
-        return url
-    }
-
     func testLearnerAndActorsCompleteARun() throws {
         try checkCompleteRun(config: try tinyConfig(port: 42_000 + Int(getpid() % 500) * 3))
     }
@@ -63,23 +53,7 @@ final class ClusterRunTests: XCTestCase {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let start = try makeStart?(directory) ?? writeRandomPolicy(config: config, to: directory)
-        let run = try RunDirectory(url: directory.appendingPathComponent("run"))
-        let learner = try Learner(config: config, run: run, basePolicy: start)
-
-        let finished = DispatchGroup()
-        let actorErrors = ErrorCollector()
-        for index in 0..<2 {
-            finished.enter()
-            Thread.detachNewThread {
-                defer { finished.leave() }
-                do { try Actor(config: config, learnerHost: "127.0.0.1", requestedIndex: index).run(giveUpSeconds: 30, log: { _ in }) }
-                catch { actorErrors.append(error) }
-            }
-        }
-        var lines: [String] = []
-        let summary = try learner.run(log: { lines.append($0) })
-        XCTAssertEqual(finished.wait(timeout: .now() + 30), .success, "actors must exit when the learner finishes")
-        XCTAssertTrue(actorErrors.errors.isEmpty, "\(actorErrors.errors)")
+        let (run, summary, lines) = try runInProcessCluster(config: config, start: start, in: directory)
 
         XCTAssertEqual(summary["env_steps"] as? Int, 3 * 2 * 3 * 30 * 2)
         XCTAssertEqual(summary["policy_version"] as? UInt64, 4)
@@ -138,12 +112,4 @@ final class ClusterRunTests: XCTestCase {
         XCTAssertEqual(learner.dropped["unexpected_kind"], 1)
         XCTAssertEqual(learner.dropped.values.reduce(0, +), 6, "\(learner.dropped)")
     }
-}
-
-/// Errors reported from actor threads.
-final class ErrorCollector: @unchecked Sendable {
-    private let lock = NSLock()
-    private var collected: [Error] = []
-    func append(_ error: Error) { lock.lock(); collected.append(error); lock.unlock() }
-    var errors: [Error] { lock.lock(); defer { lock.unlock() }; return collected }
 }

@@ -99,7 +99,7 @@ final class FaultClusterKeyTests: XCTestCase {
         let config = try config(keyFile: keyFileA, port: port)
         let rogueConfig = try self.config(keyFile: keyFileB, port: port)
         let keylessConfig = try self.config(keyFile: nil, port: port)
-        let start = try writeRandomPolicy(config: config)
+        let start = try writeRandomPolicy(config: config, to: directory)
         let learner = try Learner(config: config, run: try RunDirectory(url: directory.appendingPathComponent("run")), basePolicy: start)
         XCTAssertTrue(learner.codec.isAuthenticating)
 
@@ -156,15 +156,5 @@ final class FaultClusterKeyTests: XCTestCase {
         let rejections = summary["control_rejections"] as? [String: Int] ?? [:]
         XCTAssertEqual(rejections["bad_tag"], 1, "\(rejections)")
         XCTAssertEqual(rejections["missing_tag"], 1, "\(rejections)")
-    }
-
-    private func writeRandomPolicy(config: RunConfig) throws -> URL {
-        let model = PolicyModel(config: config)
-        var random = Philox(seed: 1)
-        model.initialize(random: &random)
-        let url = directory.appendingPathComponent("start.safetensors")
-        try Checkpoint.save(model: model, update: nil, info: CheckpointInfo(kind: "pretrain", iteration: 0, policyVersion: 0, environmentSteps: 0,
-                                                                            model: model, normalization: nil), to: url)
-        return url
     }
 }

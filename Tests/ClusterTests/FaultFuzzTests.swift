@@ -65,7 +65,7 @@ final class FaultFuzzTests: XCTestCase {
         cluster: {actors: 2, base_port: \(port), segment_steps: 12, batch_timeout_s: 40\(keyFile.map { ", key_file: '\($0)'" } ?? "")}
         """)
         let learner = try Learner(config: config, run: try RunDirectory(url: directory.appendingPathComponent("run")),
-                                  basePolicy: try writeRandomPolicy(config: config))
+                                  basePolicy: try writeRandomPolicy(config: config, to: directory))
         XCTAssertEqual(learner.codec.isAuthenticating, keyed)
         let fuzzer = try Fuzzer(config: config, codec: learner.codec, keyed: keyed, endpoints: Endpoints(basePort: port))
 
@@ -141,16 +141,6 @@ final class FaultFuzzTests: XCTestCase {
         for reason in ["bad_magic", "unexpected_kind", "unknown_actor", "config_mismatch", "bad_hello"] + (keyed ? ["bad_tag", "missing_tag"] : ["unexpected_tag"]) {
             XCTAssertNotNil(rejections[reason], "\(reason) in \(rejections)")
         }
-    }
-
-    private func writeRandomPolicy(config: RunConfig) throws -> URL {
-        let model = PolicyModel(config: config)
-        var random = Philox(seed: 1)
-        model.initialize(random: &random)
-        let url = directory.appendingPathComponent("start.safetensors")
-        try Checkpoint.save(model: model, update: nil, info: CheckpointInfo(kind: "pretrain", iteration: 0, policyVersion: 0, environmentSteps: 0,
-                                                                            model: model, normalization: nil), to: url)
-        return url
     }
 }
 

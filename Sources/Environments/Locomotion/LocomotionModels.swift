@@ -2,7 +2,7 @@
 /// Gymnasium's Hopper, Walker2d and HalfCheetah (v4/v5): link lengths and radii, joint ranges, gears, armature,
 /// damping, stiffness, friction, contact parameters, integrator and time step. Everything that only affects
 /// rendering (textures, materials, lights, cameras) is left out. Bodies are placed at their joints, in local
-/// coordinates; `LocomotionModelTests`/`GymnasiumParityTests` check that the compiled models match Gymnasium's.
+/// coordinates; `LocomotionTests` and `GymnasiumParityTests` check that the compiled models match Gymnasium's.
 enum LocomotionModels {
     /// One-legged hopper: torso, thigh, leg and foot capsules; three hinge motors with gear 200.
     static let hopper = """
@@ -20,18 +20,7 @@ enum LocomotionModels {
           <joint name="rootz" type="slide" axis="0 0 1" limited="false" armature="0" damping="0" ref="1.25"/>
           <joint name="rooty" type="hinge" axis="0 1 0" limited="false" armature="0" damping="0"/>
           <geom name="torso_geom" type="capsule" fromto="0 0 0.2 0 0 -0.2" size="0.05" friction="0.9"/>
-          <body name="thigh" pos="0 0 -0.2">
-            <joint name="thigh_joint" type="hinge" axis="0 -1 0" range="-150 0"/>
-            <geom name="thigh_geom" type="capsule" fromto="0 0 0 0 0 -0.45" size="0.05" friction="0.9"/>
-            <body name="leg" pos="0 0 -0.45">
-              <joint name="leg_joint" type="hinge" axis="0 -1 0" range="-150 0"/>
-              <geom name="leg_geom" type="capsule" fromto="0 0 0 0 0 -0.5" size="0.04" friction="0.9"/>
-              <body name="foot" pos="0 0 -0.5">
-                <joint name="foot_joint" type="hinge" axis="0 -1 0" range="-45 45"/>
-                <geom name="foot_geom" type="capsule" fromto="-0.13 0 0 0.26 0 0" size="0.06" friction="2.0"/>
-              </body>
-            </body>
-          </body>
+    \(leg("", foot: "-0.13 0 0 0.26 0 0", footFriction: 2.0))
         </body>
       </worldbody>
       <actuator>
@@ -45,22 +34,6 @@ enum LocomotionModels {
     /// Two-legged walker: the hopper's torso with two thigh–leg–foot chains and six motors with gear 100.
     /// `rightFootFriction` is 0.9 in the v4 model and 1.9 (as the left foot) in v5.
     static func walker2d(rightFootFriction: Double) -> String {
-        func leg(_ suffix: String, footFriction: Double) -> String {
-            """
-                  <body name="thigh\(suffix)" pos="0 0 -0.2">
-                    <joint name="thigh\(suffix)_joint" type="hinge" axis="0 -1 0" range="-150 0"/>
-                    <geom name="thigh\(suffix)_geom" type="capsule" fromto="0 0 0 0 0 -0.45" size="0.05" friction="0.9"/>
-                    <body name="leg\(suffix)" pos="0 0 -0.45">
-                      <joint name="leg\(suffix)_joint" type="hinge" axis="0 -1 0" range="-150 0"/>
-                      <geom name="leg\(suffix)_geom" type="capsule" fromto="0 0 0 0 0 -0.5" size="0.04" friction="0.9"/>
-                      <body name="foot\(suffix)" pos="0 0 -0.5">
-                        <joint name="foot\(suffix)_joint" type="hinge" axis="0 -1 0" range="-45 45"/>
-                        <geom name="foot\(suffix)_geom" type="capsule" fromto="0 0 0 0.2 0 0" size="0.06" friction="\(footFriction)"/>
-                      </body>
-                    </body>
-                  </body>
-            """
-        }
         let motors = ["thigh", "leg", "foot", "thigh_left", "leg_left", "foot_left"]
             .map { "    <motor joint=\"\($0)_joint\" gear=\"100\" ctrllimited=\"true\" ctrlrange=\"-1 1\"/>" }.joined(separator: "\n")
         return """
@@ -78,14 +51,34 @@ enum LocomotionModels {
               <joint name="rootz" type="slide" axis="0 0 1" limited="false" armature="0" damping="0" ref="1.25"/>
               <joint name="rooty" type="hinge" axis="0 1 0" limited="false" armature="0" damping="0"/>
               <geom name="torso_geom" type="capsule" fromto="0 0 0.2 0 0 -0.2" size="0.05" friction="0.9"/>
-        \(leg("", footFriction: rightFootFriction))
-        \(leg("_left", footFriction: 1.9))
+        \(leg("", foot: "0 0 0 0.2 0 0", footFriction: rightFootFriction))
+        \(leg("_left", foot: "0 0 0 0.2 0 0", footFriction: 1.9))
             </body>
           </worldbody>
           <actuator>
         \(motors)
           </actuator>
         </mujoco>
+        """
+    }
+
+    /// A thigh–leg–foot chain hanging from the torso (Hopper's only leg, each of Walker2d's two): thigh 0.45 and leg 0.5
+    /// long (radii 0.05, 0.04, friction 0.9), hinges about −y with ranges −150…0°, −150…0°, ±45°, and a foot capsule of
+    /// radius 0.06 from `foot` (its two end points in the foot frame) with `footFriction`.
+    static func leg(_ suffix: String, foot: String, footFriction: Double) -> String {
+        """
+        <body name="thigh\(suffix)" pos="0 0 -0.2">
+          <joint name="thigh\(suffix)_joint" type="hinge" axis="0 -1 0" range="-150 0"/>
+          <geom name="thigh\(suffix)_geom" type="capsule" fromto="0 0 0 0 0 -0.45" size="0.05" friction="0.9"/>
+          <body name="leg\(suffix)" pos="0 0 -0.45">
+            <joint name="leg\(suffix)_joint" type="hinge" axis="0 -1 0" range="-150 0"/>
+            <geom name="leg\(suffix)_geom" type="capsule" fromto="0 0 0 0 0 -0.5" size="0.04" friction="0.9"/>
+            <body name="foot\(suffix)" pos="0 0 -0.5">
+              <joint name="foot\(suffix)_joint" type="hinge" axis="0 -1 0" range="-45 45"/>
+              <geom name="foot\(suffix)_geom" type="capsule" fromto="\(foot)" size="0.06" friction="\(footFriction)"/>
+            </body>
+          </body>
+        </body>
         """
     }
 
