@@ -17,6 +17,11 @@ public final class Actor {
     let requestedIndex: Int?
     let model: PolicyModel
     var sequence: UInt64 = 0
+    /// How this actor's segments carry chains, as the learner last said (welcome, weights, heartbeat replies).
+    var chainTransport = ChainTransport.full
+    var chainCheckEvery = 0
+    /// Samples chains from per-step seeds (seeded transport; diffusion policies only).
+    let seededSampler: SeededChainSampler?
 
     public init(config: RunConfig, learnerHost: String, requestedIndex: Int?) throws {
         self.config = config
@@ -25,6 +30,26 @@ public final class Actor {
         self.requestedIndex = requestedIndex
         BLAS.setThreads(1)
         model = PolicyModel(config: config)
+        if case .diffusion(let policy) = model { seededSampler = SeededChainSampler(policy: policy) } else { seededSampler = nil }
+    }
+
+    /// The version a heartbeat reply asks this actor to roll again (strict mode, lost segments), if any.
+    func redoVersion(in reply: WireMessage) -> UInt64? {
+        guard reply.tensors.contains(where: { $0.name == "meta" }), let meta = try? Messages.readMeta(reply) else { return nil }
+        return (meta["redo_version"] as? String).flatMap { UInt64($0) }
+    }
+
+    /// Test seam: segments whose sequence number this returns true for are not sent, as if lost on the way.
+    var losesSegment: ((UInt64) -> Bool)?
+
+    /// Follows the learner's `chain_transport` and `chain_check_every` when a control reply carries them.
+    func adoptChainTransport(from message: WireMessage, log: (String) -> Void) {
+        guard message.tensors.contains(where: { $0.name == "meta" }), let meta = try? Messages.readMeta(message),
+              let name = meta["chain_transport"] as? String, let transport = ChainTransport(rawValue: name) else { return }
+        let wanted: ChainTransport = seededSampler == nil ? .full : transport
+        if wanted != chainTransport { log("actor: chain transport \(chainTransport.rawValue) → \(wanted.rawValue) (the learner's choice)") }
+        chainTransport = wanted
+        chainCheckEvery = (meta["chain_check_every"] as? Int) ?? chainCheckEvery
     }
 
     /// What the learner said in its welcome.
@@ -95,7 +120,14 @@ public final class Actor {
                 if let reply = try exchange(request, beat) {
                     switch reply.kind {
                     case .shutdown: log("actor \(index): learner finished, exiting"); return
-                    case .heartbeatReply: lastContact = Date(); announcedVersion = max(announcedVersion, reply.policyVersion)
+                    case .heartbeatReply:
+                        lastContact = Date(); announcedVersion = max(announcedVersion, reply.policyVersion)
+                        adoptChainTransport(from: reply, log: log)
+                        if !async, rolledVersion > 0, redoVersion(in: reply) == rolledVersion {
+                            // Part of what we sent never reached the learner: roll the version again from its first step.
+                            log("actor \(index): the learner lost part of version \(rolledVersion); rolling it again")
+                            rolledVersion = 0
+                        }
                     default: if isUnknownActorRefusal(reply) { restarted = true; continue }
                     }
                 }
@@ -120,6 +152,7 @@ public final class Actor {
             default: guard isUnknownActorRefusal(weights) else { throw refusalError(weights) }; restarted = true; continue
             }
             try weights.tensor(named: "fine_tuned").copyFloats(into: model.trainableParameters.values, count: model.trainableParameters.count)
+            adoptChainTransport(from: weights, log: log)
             rolledVersion = weights.policyVersion
             announcedVersion = max(announcedVersion, rolledVersion)
             lastContact = Date()
@@ -147,6 +180,7 @@ public final class Actor {
                 guard welcome.kind == .welcome else { throw refusalError(welcome) }
                 let meta = try Messages.readMeta(welcome)
                 try welcome.tensor(named: "base").copyFloats(into: model.baseParameters.values, count: model.baseParameters.count)
+                adoptChainTransport(from: welcome, log: { _ in })
                 return Membership(index: Int(welcome.actorIndex), seed: UInt64((meta["seed"] as? String) ?? "") ?? config.seed,
                                   policyVersion: welcome.policyVersion, normalization: try Messages.readNormalization(welcome))
             }
@@ -180,11 +214,15 @@ public final class Actor {
         let records = Matrix(rows: environments.count, columns: c)
         let total = config.train.stepsPerIteration
         let steps = min(config.cluster.segmentSteps, total - offset)
+        let seeded = chainTransport == .seeded ? seededSampler : nil
         let segment = try Actor.recordSegment(version: version, index: index, offset: offset, steps: steps, config: config, policy: model.rollout,
-                                              environments: environments, records: records, firsts: &firsts, random: &random)
+                                              environments: environments, records: records, firsts: &firsts, random: &random, seededSampler: seeded)
         sequence += 1
         offset = (offset + steps) % total
-        let bytes = try codec.encode(segment.message(sequence: sequence, observationWidth: o, chainWidth: c))
+        // Seeded transport: the learner's sampled check gets this actor's 1st, (n+1)-th, … segment with its chains.
+        let check = chainCheckEvery > 0 && (sequence - 1) % UInt64(chainCheckEvery) == 0
+        let bytes = try codec.encode(segment.message(sequence: sequence, observationWidth: o, chainWidth: c, includeChains: check))
+        if losesSegment?(sequence) == true { return true }
         // A send times out while the learner is busy (evaluating, checkpointing) or gone: wait while it answers heartbeats.
         while try !push.send(bytes) {
             let beat = WireMessage(kind: .heartbeat, policyVersion: version, actorIndex: UInt32(index), sequence: sequence, tensors: [])
@@ -195,8 +233,11 @@ public final class Actor {
 
     /// Rolls out `steps` decisions of `policy` (exploration sampling) in `environments` and records them as one
     /// segment; no I/O. `records` is scratch of [environments × record width]; `firsts` carries episode starts across calls.
+    /// With `seededSampler` (the policy's, seeded chain transport), each decision step draws a 64-bit seed from `random`,
+    /// samples its chains from it and records it in `chainSeeds`.
     static func recordSegment(version: UInt64, index: Int, offset: Int, steps: Int, config: RunConfig, policy: any RolloutPolicy,
-                              environments: VectorEnvironment, records: Matrix, firsts: inout [UInt8], random: inout Philox) throws -> Segment {
+                              environments: VectorEnvironment, records: Matrix, firsts: inout [UInt8], random: inout Philox,
+                              seededSampler: SeededChainSampler? = nil) throws -> Segment {
         let e = environments.count
         let o = config.networkShape.observationDim, c = config.recordWidth
         var segment = Segment(policyVersion: version, actorIndex: index, stepOffset: offset, steps: steps, environments: e,
@@ -206,7 +247,15 @@ public final class Actor {
         segment.chains.reserveCapacity(steps * e * c)
         for step in 0..<steps {
             segment.observations.append(contentsOf: environments.observations.buffer)
-            policy.sample(observations: environments.observations, mode: .exploration, random: &random, records: records)
+            if let seededSampler {
+                let seed = UInt64(random.nextUInt32()) << 32 | UInt64(random.nextUInt32())
+                withUnsafePointer(to: seed) {
+                    seededSampler.sample(observations: environments.observations, seeds: UnsafeBufferPointer(start: $0, count: 1), environments: e, chains: records)
+                }
+                segment.chainSeeds.append(seed)
+            } else {
+                policy.sample(observations: environments.observations, mode: .exploration, random: &random, records: records)
+            }
             segment.chains.append(contentsOf: records.buffer)
             try environments.step(chunks: records, offset: policy.actionOffset)
             segment.firsts.append(contentsOf: firsts)

@@ -250,6 +250,24 @@ public struct WireBenchmarkReport: Codable, Sendable {
     /// encode (shuffle, LZ4, HMAC) + decode (verify, decompress, unshuffle, parse) + `Segment` validation.
     public var wire_seconds_per_segment: Double
     public var wire_fraction_of_produce: Double
+    /// Bytes on the wire per environment step (decision × act_steps) with full chains.
+    public var full_wire_bytes_per_env_step: Double
+    /// Seeded chain transport (diffusion policies): the same segments recorded with per-step seeds.
+    public var seeded: SeededChains?
+
+    public struct SeededChains: Codable, Sendable {
+        /// Bytes per environment step with seeds only, and with every `check_every`-th segment also carrying its chains.
+        public var wire_bytes_per_env_step: Double
+        public var check_every: Int
+        public var wire_bytes_per_env_step_with_checks: Double
+        /// The learner's cost: rebuilding one segment in one batch of T·E rows, against the actor's time to produce it.
+        public var rebuild_seconds_per_segment: Double
+        public var rebuild_fraction_of_produce: Double
+        /// Recorded (actor, one decision step per batch) against rebuilt (learner, one batch) chains of these segments:
+        /// the largest element difference, and the largest difference of a transition's log-probability.
+        public var max_chain_difference: Double
+        public var max_log_probability_difference: Double
+    }
 }
 
 extension Benchmarks {
@@ -307,11 +325,19 @@ extension Benchmarks {
             next += 1
         }
         let rawPerSegment = Double(messages.reduce(0) { $0 + $1.tensors.reduce(0) { $0 + $1.bytes.count } }) / Double(count)
+        let envSteps = Double(steps * e * config.environment.actSteps)
+        let fullPerStep = Double(wire.reduce(0) { $0 + $1.count }) / Double(count) / envSteps
+        var seeded: WireBenchmarkReport.SeededChains?
+        if case .diffusion(let policy) = model {
+            seeded = try seededChains(config: config, policy: policy, normalization: normalization, count: count, produceSeconds: produceSeconds,
+                                      codec: codec, fullPerStep: fullPerStep, seconds: seconds)
+        }
         let report = WireBenchmarkReport(task: config.environment.task.rawValue, policy: source, environments: e, segment_steps: steps, segments: count,
                                          fields: fields, raw_bytes_per_segment: rawPerSegment,
                                          wire_bytes_per_segment: Double(wire.reduce(0) { $0 + $1.count }) / Double(count),
                                          produce_seconds_per_segment: produceSeconds, wire_seconds_per_segment: 1 / perSecond,
-                                         wire_fraction_of_produce: 1 / perSecond / produceSeconds)
+                                         wire_fraction_of_produce: 1 / perSecond / produceSeconds, full_wire_bytes_per_env_step: fullPerStep,
+                                         seeded: seeded)
         log("wire path  \(report.task): \(e) envs × \(steps) steps per segment, policy \(source)")
         for field in fields {
             log(String(format: "  %@ %9d B   LZ4 ×%5.2f   shuffle+LZ4 ×%5.2f", field.name.padding(toLength: 20, withPad: " ", startingAt: 0),
@@ -320,7 +346,63 @@ extension Benchmarks {
         log(String(format: "  segment  %.0f B raw → %.0f B on the wire (×%.2f); wire path %.3f ms vs %.1f ms to produce it (%.2f%%)",
                    report.raw_bytes_per_segment, report.wire_bytes_per_segment, report.raw_bytes_per_segment / report.wire_bytes_per_segment,
                    report.wire_seconds_per_segment * 1e3, report.produce_seconds_per_segment * 1e3, 100 * report.wire_fraction_of_produce))
+        if let seeded {
+            log(String(format: "  bytes per env step: full chains %.1f, seeded %.1f (×%.1f less), seeded with a check every %d segments %.1f (×%.1f less)",
+                       fullPerStep, seeded.wire_bytes_per_env_step, fullPerStep / seeded.wire_bytes_per_env_step, seeded.check_every,
+                       seeded.wire_bytes_per_env_step_with_checks, fullPerStep / seeded.wire_bytes_per_env_step_with_checks))
+            log(String(format: "  learner rebuild %.1f ms per segment (%.0f%% of the actor's time to produce it); recorded vs rebuilt: max |Δ chain| %.2e, max |Δ log-prob| %.2e",
+                       seeded.rebuild_seconds_per_segment * 1e3, 100 * seeded.rebuild_fraction_of_produce, seeded.max_chain_difference, seeded.max_log_probability_difference))
+        }
         return report
+    }
+
+    /// The seeded-chain half of `wirePath`: records `count` segments with per-step seeds, measures their bytes, rebuilds
+    /// them as the learner does and compares the chains and their log-probabilities with the recorded ones.
+    static func seededChains(config: RunConfig, policy: DiffusionPolicy, normalization: Normalization?, count: Int, produceSeconds: Double,
+                             codec: WireCodec, fullPerStep: Double, seconds: Double) throws -> WireBenchmarkReport.SeededChains {
+        let e = config.environment.environmentsPerActor, steps = config.cluster.segmentSteps
+        let o = config.networkShape.observationDim, c = config.recordWidth
+        let environments = try config.makeEnvironments(count: e, seed: 12, normalization: normalization)
+        try environments.resetAll()
+        let records = Matrix(rows: e, columns: c)
+        var firsts = [UInt8](repeating: 1, count: e)
+        var random = Philox(seed: 6)
+        let sampler = SeededChainSampler(policy: policy)
+        let recorded = try (0..<count).map { _ in
+            try Actor.recordSegment(version: 1, index: 0, offset: 0, steps: steps, config: config, policy: policy, environments: environments,
+                                    records: records, firsts: &firsts, random: &random, seededSampler: sampler)
+        }
+        let envSteps = Double(steps * e * config.environment.actSteps)
+        let seedsOnly = try recorded.enumerated().map { try codec.encode($0.element.message(sequence: UInt64($0.offset + 2), observationWidth: o, chainWidth: c, includeChains: false)) }
+        let withChains = try recorded.enumerated().map { try codec.encode($0.element.message(sequence: UInt64($0.offset + 1), observationWidth: o, chainWidth: c, includeChains: true)) }
+        let seededPerStep = Double(seedsOnly.reduce(0) { $0 + $1.count }) / Double(count) / envSteps
+        let checkedPerStep = Double(withChains.reduce(0) { $0 + $1.count }) / Double(count) / envSteps
+        let checkEvery = config.cluster.chainCheckEvery
+        let mixed = checkEvery > 0 ? (Double(checkEvery - 1) * seededPerStep + checkedPerStep) / Double(checkEvery) : seededPerStep
+
+        let rows = steps * e
+        let observations = Matrix(rows: rows, columns: o), rebuilt = Matrix(rows: rows, columns: c), reference = Matrix(rows: rows, columns: c)
+        var chainDifference: Float = 0, logDifference: Float = 0
+        for segment in recorded {
+            segment.observations.withUnsafeBufferPointer { observations.data.update(from: $0.baseAddress!, count: rows * o) }
+            segment.chains.withUnsafeBufferPointer { reference.data.update(from: $0.baseAddress!, count: rows * c) }
+            sampler.sample(observations: observations, seeds: segment.chainSeeds, environments: e, chains: rebuilt)
+            chainDifference = max(chainDifference, SeededChainSampler.maxDifference(UnsafeBufferPointer(start: reference.data, count: rows * c),
+                                                                                     UnsafeBufferPointer(start: rebuilt.data, count: rows * c)))
+            let a = sampler.transitionLogProbabilities(chains: reference, observations: observations)
+            let b = sampler.transitionLogProbabilities(chains: rebuilt, observations: observations)
+            logDifference = max(logDifference, a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { SeededChainSampler.maxDifference(x, $0) } })
+        }
+        var next = 0
+        let rebuildsPerSecond = rate(seconds: seconds) {
+            let segment = recorded[next % count]
+            segment.observations.withUnsafeBufferPointer { observations.data.update(from: $0.baseAddress!, count: rows * o) }
+            sampler.sample(observations: observations, seeds: segment.chainSeeds, environments: e, chains: rebuilt)
+            next += 1
+        }
+        return WireBenchmarkReport.SeededChains(wire_bytes_per_env_step: seededPerStep, check_every: checkEvery, wire_bytes_per_env_step_with_checks: mixed,
+                                                rebuild_seconds_per_segment: 1 / rebuildsPerSecond, rebuild_fraction_of_produce: 1 / rebuildsPerSecond / produceSeconds,
+                                                max_chain_difference: Double(chainDifference), max_log_probability_difference: Double(logDifference))
     }
 
     /// `rate` for a body that throws.

@@ -143,6 +143,9 @@ public struct RunConfig: Sendable {
         public var learnerThreads = 1
         /// Seconds the learner waits for a batch before it reports missing actors.
         public var batchTimeoutSeconds = 120.0
+        /// Strict mode: seconds without a segment from an actor that reports (in its heartbeats) having sent more of the
+        /// current version than arrived, after which the learner asks it to roll the version again (lost segments).
+        public var stallTimeoutSeconds = 10.0
         /// A file holding the cluster key (hex) that authenticates every message; empty: none.
         /// Not part of `compatibilityHash`: see `ClusterKey`.
         public var keyFile = ""
@@ -151,6 +154,15 @@ public struct RunConfig: Sendable {
         public var learnerTimeoutSeconds = 10.0
         /// Seconds an actor keeps retrying hello, with backoff, before it gives up on a vanished learner.
         public var reconnectTimeoutSeconds = 600.0
+        /// How segments carry the denoising chains (`ChainTransport`): `full` or `seeded`. The learner decides and tells
+        /// its actors, so it is not part of `compatibilityHash`.
+        public var chainTransport = ChainTransport.full
+        /// Seeded transport: every n-th segment of an actor (its 1st, (n+1)-th, …) also carries its recorded chains for
+        /// the learner to compare with the rebuilt ones; 0: never.
+        public var chainCheckEvery = 10
+        /// Seeded transport: the largest |recorded − rebuilt| chain element accepted by the start-up self-test and the
+        /// sampled checks; above it the run falls back to full chains.
+        public var chainTolerance = 1.0e-4
     }
 
     public init() {}
@@ -387,9 +399,17 @@ public struct RunConfig: Sendable {
         cluster.segmentSteps = try c.int("segment_steps", default: cluster.segmentSteps)
         cluster.learnerThreads = try c.int("learner_threads", default: cluster.learnerThreads)
         cluster.batchTimeoutSeconds = try c.double("batch_timeout_s", default: cluster.batchTimeoutSeconds)
+        cluster.stallTimeoutSeconds = try c.double("stall_timeout_s", default: cluster.stallTimeoutSeconds)
         cluster.keyFile = try c.string("key_file", default: cluster.keyFile)
         cluster.learnerTimeoutSeconds = try c.double("learner_timeout_s", default: cluster.learnerTimeoutSeconds)
         cluster.reconnectTimeoutSeconds = try c.double("reconnect_timeout_s", default: cluster.reconnectTimeoutSeconds)
+        let transport = try c.string("chain_transport", default: cluster.chainTransport.rawValue)
+        guard let chainTransport = ChainTransport(rawValue: transport) else {
+            throw ConfigError("cluster.chain_transport '\(transport)': must be 'full' or 'seeded'")
+        }
+        cluster.chainTransport = chainTransport
+        cluster.chainCheckEvery = try c.int("chain_check_every", default: cluster.chainCheckEvery)
+        cluster.chainTolerance = try c.double("chain_tolerance", default: cluster.chainTolerance)
     }
 
     func validate() throws {
@@ -414,6 +434,10 @@ public struct RunConfig: Sendable {
         try require(cluster.maxPolicyLag >= 0, "cluster.max_policy_lag must be ≥ 0")
         try require(cluster.segmentSteps >= 1, "cluster.segment_steps must be ≥ 1")
         try require(cluster.learnerTimeoutSeconds > 0 && cluster.reconnectTimeoutSeconds > 0, "cluster.learner_timeout_s and reconnect_timeout_s must be > 0")
+        try require(cluster.chainTransport == .full || model.policy == .diffusion,
+                    "cluster.chain_transport: seeded rebuilds denoising chains; a Gaussian policy's records are already one action chunk, use full")
+        try require(cluster.stallTimeoutSeconds > 0 && cluster.batchTimeoutSeconds > 0, "cluster.stall_timeout_s and batch_timeout_s must be > 0")
+        try require(cluster.chainCheckEvery >= 0 && cluster.chainTolerance > 0, "cluster.chain_check_every must be ≥ 0 and chain_tolerance > 0")
     }
 }
 

@@ -14,6 +14,17 @@ final class ControlServer: @unchecked Sendable {
         var policyVersion: UInt64 = 0
         var weightsMessage: [UInt8] = []
         var shuttingDown = false
+        /// What welcome, weights and heartbeat replies tell actors about chain transport (`ChainTransport`).
+        var chainTransport = ChainTransport.full
+        var chainCheckEvery = 0
+        /// Strict mode: actors asked to roll a version again because part of their stream never arrived (actor → version).
+        var redo: [Int: UInt64] = [:]
+    }
+
+    /// What an actor's latest heartbeat said: the last version it rolled out and its last segment's sequence number.
+    struct ActorReport {
+        var policyVersion: UInt64
+        var sequence: UInt64
     }
 
     let socket: Socket
@@ -29,6 +40,7 @@ final class ControlServer: @unchecked Sendable {
     private(set) var rejected: [String: Int] = [:]
     /// Actors that said hello to this process, with when they were last heard from.
     private var lastHeartbeat: [Int: Date] = [:]
+    private var reports: [Int: ActorReport] = [:]
     private var nextActorIndex = 0
 
     init(socket: Socket, codec: WireCodec, welcomeTensors: [WireTensor], configHash: UInt64, actors: Int, seed: UInt64) {
@@ -62,6 +74,12 @@ final class ControlServer: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         let now = Date()
         return lastHeartbeat.values.filter { now.timeIntervalSince($0) < seconds }.count
+    }
+
+    /// Actor `index`'s latest heartbeat report to this learner process, if any.
+    func report(actor index: Int) -> ActorReport? {
+        lock.lock(); defer { lock.unlock() }
+        return reports[index]
     }
 
     func rejectionCounts() -> [String: Int] {
@@ -101,9 +119,11 @@ final class ControlServer: @unchecked Sendable {
             var index = (meta["requested_index"] as? Int) ?? -1
             if index < 0 || index >= actors { index = nextActorIndex % actors; nextActorIndex += 1 }
             lastHeartbeat[index] = Date()
+            reports[index] = nil // a new process counts its sequence numbers from 1
             lock.unlock()
             let welcome = WireMessage(kind: .welcome, policyVersion: current.policyVersion, actorIndex: UInt32(index), sequence: request.sequence,
-                                      tensors: welcomeTensors + [Messages.meta(["actor_index": index, "seed": String(seed &+ UInt64(index) &* 1000), "policy_version": current.policyVersion])])
+                                      tensors: welcomeTensors + [Messages.meta(["actor_index": index, "seed": String(seed &+ UInt64(index) &* 1000), "policy_version": current.policyVersion,
+                                                                                "chain_transport": current.chainTransport.rawValue, "chain_check_every": current.chainCheckEvery])])
             return (try? codec.encode(welcome)) ?? refusal("encode_failed", "welcome")
         case .weightsRequest:
             guard recordContact(from: Int(request.actorIndex)) else { return unknownActor(request) }
@@ -113,8 +133,12 @@ final class ControlServer: @unchecked Sendable {
         case .heartbeat:
             guard recordContact(from: Int(request.actorIndex)) else { return unknownActor(request) }
             guard !current.shuttingDown else { return shutdown(request, current) }
-            let reply = WireMessage(kind: .heartbeatReply, policyVersion: current.policyVersion,
-                                    actorIndex: request.actorIndex, sequence: request.sequence, tensors: [])
+            let index = Int(request.actorIndex)
+            lock.lock(); reports[index] = ActorReport(policyVersion: request.policyVersion, sequence: request.sequence); lock.unlock()
+            var meta: [String: Any] = ["chain_transport": current.chainTransport.rawValue, "chain_check_every": current.chainCheckEvery]
+            if let version = current.redo[index] { meta["redo_version"] = String(version) }
+            let reply = WireMessage(kind: .heartbeatReply, policyVersion: current.policyVersion, actorIndex: request.actorIndex, sequence: request.sequence,
+                                    tensors: [Messages.meta(meta)])
             return (try? codec.encode(reply)) ?? []
         default:
             return refusal("unexpected_kind", "control does not accept \(request.kind)")

@@ -32,6 +32,8 @@ public final class Learner {
     var dropped: [String: Int] = [:]
     var bytesReceived = 0
     var segmentsReceived = 0
+    /// Strict mode: times an actor was asked to roll a version again because part of its stream was lost.
+    var redoRequests = 0
     /// This iteration's traffic on `trajectories` (reset when a batch starts), for the health metrics.
     var traffic = Traffic()
     /// Async mode: the policy version that sampled each batch row, the fine-tuned weights of the last
@@ -45,6 +47,19 @@ public final class Learner {
     /// everything it sent has been judged.
     public var messagesReceived: Int { countersLock.withLock { receivedMessages } }
     public var droppedTotal: Int { countersLock.withLock { droppedCount } }
+    /// Seeded chain transport (`ChainTransport`): the run's current choice (it starts as `cluster.chain_transport` and
+    /// falls back to `full` when a check fails, `chainFallbackReason` saying why), the sampler that rebuilds a seeded
+    /// segment's chains with its version's weights (present when the config asks for seeded chains), and the start-up
+    /// self-test's result.
+    var chainTransport: ChainTransport
+    var chainFallbackReason: String?
+    let chainRebuilder: SeededChainSampler?
+    var chainRebuilderVersion: UInt64 = 0
+    let chainObservations: Matrix
+    let chainScratch: Matrix
+    var chainSelfTest: SeededChainSampler.SelfTest?
+    /// The control server of the running job, which tells actors the chain transport.
+    var controlServer: ControlServer?
     private let countersLock = NSLock()
     private var receivedMessages = 0
     private var droppedCount = 0
@@ -63,6 +78,12 @@ public final class Learner {
         var decisions = 0
         /// Segment messages by policy lag (learner version − segment version): 0, 1, 2 or more (or from the future).
         var lag = [0, 0, 0]
+        /// Seeded chains: decisions whose chains were rebuilt, the seconds that took, sampled checks made and the
+        /// largest difference they found.
+        var rebuiltDecisions = 0
+        var rebuildSeconds = 0.0
+        var chainChecks = 0
+        var chainCheckMaxDifference: Float = 0
     }
 
     /// A fresh run fine-tuning the policy of `basePolicy`.
@@ -92,6 +113,16 @@ public final class Learner {
         batch = RolloutBatch(streams: config.streams, steps: config.train.stepsPerIteration, observationWidth: observationWidth, recordWidth: config.recordWidth)
         rowVersions = [UInt64](repeating: 0, count: batch.count)
         carried = Array(repeating: [], count: config.cluster.actors)
+        chainTransport = config.cluster.chainTransport
+        if config.cluster.chainTransport == .seeded, case .diffusion = model {
+            let rebuilder = SeededChainSampler(policy: DiffusionPolicy(settings: config.denoising, network: config.networkShape))
+            rebuilder.policy.base.parameters.copy(from: model.baseParameters)
+            chainRebuilder = rebuilder
+        } else {
+            chainRebuilder = nil
+        }
+        chainObservations = Matrix(rows: 0, columns: observationWidth)
+        chainScratch = Matrix(rows: 0, columns: config.recordWidth)
         guard resume else { resumed = nil; return }
         try Checkpoint.restoreTraining(update, info: info, from: checkpoint)
         guard info.iteration < config.train.iterations else {
@@ -119,6 +150,9 @@ public final class Learner {
         let welcome = [Messages.floats("base", base.values, count: base.count, shape: [base.count])] + Messages.normalizationTensors(normalization)
         let control = ControlServer(socket: reply, codec: codec, welcomeTensors: welcome, configHash: config.compatibilityHash,
                                     actors: config.cluster.actors, seed: config.seed)
+        controlServer = control
+        if config.cluster.chainTransport == .seeded { runChainSelfTest(log: log) }
+        control.publish { $0.chainTransport = chainTransport; $0.chainCheckEvery = config.cluster.chainCheckEvery }
         control.start()
         defer { control.stop() }
         try config.resolvedYAML.write(to: run.config, atomically: true, encoding: .utf8)
@@ -171,7 +205,7 @@ public final class Learner {
                 "charts/actor_lr": statistics.actorLearningRate, "charts/critic_lr": statistics.criticLearningRate,
                 "perf/rollout_seconds": rolloutSeconds, "perf/update_seconds": updateSeconds,
                 "perf/env_steps_per_second": Double(batch.count * config.environment.actSteps) / Date().timeIntervalSince(iterationStart),
-                "transport/bytes_received": bytesReceived, "transport/segments": segmentsReceived,
+                "transport/bytes_received": bytesReceived, "transport/segments": segmentsReceived, "transport/redo_requests": redoRequests,
                 "transport/connected_actors": control.connectedActors(within: 10),
             ]
             let connected = record["transport/connected_actors"] as! Int
@@ -214,9 +248,15 @@ public final class Learner {
             "final_eval_return": lastEval.meanReturn, "final_eval_return_std": lastEval.stdReturn,
             "eval_episodes": config.train.evalEpisodes, "env_steps": environmentSteps, "iterations": config.train.iterations,
             "policy_version": policyVersion, "wall_seconds": Date().timeIntervalSince(started),
-            "dropped_segments": dropped, "control_rejections": control.rejectionCounts(),
+            "dropped_segments": dropped, "control_rejections": control.rejectionCounts(), "redo_requests": redoRequests,
             "checkpoint": run.checkpoints.appendingPathComponent("final.safetensors").path,
+            "chain_transport": chainTransport.rawValue,
         ]
+        if let chainFallbackReason { summary["chain_fallback"] = chainFallbackReason }
+        if let chainSelfTest {
+            summary["chain_self_test"] = ["decisions": chainSelfTest.decisions, "max_chain_difference": Double(chainSelfTest.chainDifference),
+                                          "max_log_probability_difference": Double(chainSelfTest.logProbabilityDifference)]
+        }
         if let resumed { summary["resumed_from_iteration"] = resumed.iteration }
         let data = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
         try data.write(to: run.summary, options: .atomic)
@@ -235,13 +275,18 @@ public final class Learner {
             "transport/bytes_per_second": Double(traffic.wireBytes) / seconds,
             "transport/compression_ratio": traffic.decodedWireBytes > 0 ? Double(traffic.decodedRawBytes) / Double(traffic.decodedWireBytes) : 1.0,
             "transport/policy_lag/0": traffic.lag[0], "transport/policy_lag/1": traffic.lag[1], "transport/policy_lag/2+": traffic.lag[2],
+            "transport/bytes_per_env_step": Double(traffic.wireBytes) / Double(max(traffic.decisions * config.environment.actSteps, 1)),
+            "transport/chain_transport": chainTransport.rawValue,
+            "transport/chain_rebuilt_decisions": traffic.rebuiltDecisions, "transport/chain_rebuild_seconds": traffic.rebuildSeconds,
+            "transport/chain_checks": traffic.chainChecks, "transport/chain_check_max_diff": Double(traffic.chainCheckMaxDifference),
         ]
     }
 
     func publishWeights(control: ControlServer, publisher: Socket, final: Bool = false) {
         let parameters = model.trainableParameters
         let message = WireMessage(kind: .weights, policyVersion: policyVersion, actorIndex: 0, sequence: policyVersion,
-                                  tensors: [Messages.floats("fine_tuned", parameters.values, count: parameters.count, shape: [parameters.count])])
+                                  tensors: [Messages.floats("fine_tuned", parameters.values, count: parameters.count, shape: [parameters.count]),
+                                            Messages.meta(["chain_transport": chainTransport.rawValue, "chain_check_every": config.cluster.chainCheckEvery])])
         guard let bytes = try? codec.encode(message) else { return }
         let version = policyVersion
         control.publish { $0.policyVersion = version; $0.weightsMessage = bytes; $0.shuttingDown = final }
@@ -278,7 +323,13 @@ public final class Learner {
         try pull.setReceiveTimeout(milliseconds: 0)
         var countingQueue = true
         defer { try? pull.setReceiveTimeout(milliseconds: 200) }
+        var lastSegment = [Date](repeating: Date(), count: streams.count), lastStallCheck = Date()
+        defer { control.publish { $0.redo = [:] } }
         while streams.contains(where: { $0.nextStep < steps }) {
+            if Date().timeIntervalSince(lastStallCheck) > 1 {
+                lastStallCheck = Date()
+                requestRedoOfStalledStreams(streams, lastSegment: lastSegment, control: control, log: log)
+            }
             let received = try receiveSegment(pull: pull, publisher: publisher, countingQueue: &countingQueue, lastProgress: lastProgress,
                                               lastNotice: &lastNotice, missing: { streams.enumerated().filter { $0.element.nextStep < steps }.map(\.offset) },
                                               admit: { message in
@@ -289,10 +340,12 @@ public final class Learner {
             })
             guard let (segment, message) = received else { continue }
             var stream = streams[segment.actorIndex]
+            lastSegment[segment.actorIndex] = Date()
             guard stream.nextStep < steps else { drop("duplicate"); continue }
             if segment.stepOffset == 0 {
                 if stream.segments > 0 { drop("restarted_stream", stream.segments) }
                 stream = StreamProgress()
+                control.publish { $0.redo[segment.actorIndex] = nil }
             } else if segment.stepOffset != stream.nextStep || message.sequence != stream.lastSequence &+ 1 {
                 drop("out_of_order"); continue
             }
@@ -307,6 +360,27 @@ public final class Learner {
             lastProgress = Date()
         }
         return streams.flatMap(\.episodeReturns)
+    }
+
+    /// Strict mode's answer to lost segments (a connection that broke with messages in flight, a segment dropped as
+    /// malformed in transit): an actor whose heartbeats say it sent more of the current version than arrived, and from
+    /// which nothing has arrived for `cluster.stall_timeout_s`, is asked (in its heartbeat replies) to roll the version
+    /// again from step 0, which restarts its stream here.
+    func requestRedoOfStalledStreams(_ streams: [StreamProgress], lastSegment: [Date], control: ControlServer, log: (String) -> Void) {
+        let steps = config.train.stepsPerIteration
+        for (index, stream) in streams.enumerated() where stream.nextStep < steps {
+            guard Date().timeIntervalSince(lastSegment[index]) > config.cluster.stallTimeoutSeconds,
+                  let report = control.report(actor: index), report.policyVersion == policyVersion, report.sequence > stream.lastSequence else { continue }
+            var asked = false
+            control.publish { snapshot in
+                asked = snapshot.redo[index] == policyVersion
+                snapshot.redo[index] = policyVersion
+            }
+            if !asked {
+                log("learner: actor \(index) sent version \(policyVersion) up to sequence \(report.sequence), but its stream stops at step \(stream.nextStep) of \(steps) (sequence \(stream.lastSequence)): asking it to roll the version again")
+                redoRequests += 1
+            }
+        }
     }
 
     /// Takes the next message off `trajectories` while a batch is collected and decodes it as a segment of a known
@@ -342,7 +416,7 @@ public final class Learner {
         traffic.decodedRawBytes += message.tensors.reduce(0) { $0 + $1.bytes.count }
         guard message.kind == .segment else { drop("unexpected_kind"); return nil }
         guard admit(message) else { return nil }
-        let segment: Segment
+        var segment: Segment
         do {
             segment = try Segment(message: message, observationWidth: observationWidth, chainWidth: config.recordWidth,
                                   environments: config.environment.environmentsPerActor, maxSteps: config.train.stepsPerIteration)
@@ -355,6 +429,7 @@ public final class Learner {
             drop("malformed_segment"); return nil
         }
         guard segment.actorIndex < config.cluster.actors else { drop("bad_actor_index"); return nil }
+        if let reason = resolveChains(&segment, log: Cluster.log) { drop(reason); return nil }
         return (segment, message)
     }
 

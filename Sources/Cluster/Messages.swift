@@ -65,13 +65,20 @@ struct Segment {
     var finalObservations: [Float] // [M, O]
     var episodeReturns: [Float]
     var episodeLengths: [Int32]
+    /// Seeded chain transport: the noise seed of each decision step [T] (`SeededChainSampler`); empty with full chains.
+    var chainSeeds: [UInt64] = []
 
-    func message(sequence: UInt64, observationWidth: Int, chainWidth: Int) -> WireMessage {
+    /// The segment message. With `chainSeeds`, `chains` travel only when `includeChains` (a sampled check); without,
+    /// always.
+    func message(sequence: UInt64, observationWidth: Int, chainWidth: Int, includeChains: Bool = true) -> WireMessage {
         let t = steps, e = environments
         var tensors = [
             WireTensor(name: "step_offset", int32s: [Int32(stepOffset)], shape: [1]),
             WireTensor(name: "observations", floats: observations, shape: [t, e, observationWidth]),
-            WireTensor(name: "chains", floats: chains, shape: [t, e, chainWidth]),
+        ]
+        if chainSeeds.isEmpty || includeChains { tensors.append(WireTensor(name: "chains", floats: chains, shape: [t, e, chainWidth])) }
+        if !chainSeeds.isEmpty { tensors.append(WireTensor(name: "chain_seeds", int64s: chainSeeds.map { Int64(bitPattern: $0) }, shape: [t])) }
+        tensors += [
             WireTensor(name: "rewards", floats: rewards, shape: [t, e]),
             Messages.bytes("terminated", terminated, shape: [t, e]),
             Messages.bytes("truncated", truncated, shape: [t, e]),
@@ -103,9 +110,23 @@ extension Segment {
         environments = expected
         try require(steps >= 1 && stepOffset >= 0 && stepOffset + steps <= maxSteps, "steps \(stepOffset)+\(steps) of \(maxSteps)")
         observations = try observationTensor.floats()
-        let chainTensor = try message.tensor(named: "chains")
-        try require(chainTensor.shape == [steps, expected, chainWidth], "chains \(chainTensor.shape)")
-        chains = try chainTensor.floats()
+        // Chains, their seeds, or both (a seeded segment carrying its chains for the learner's check).
+        let hasChains = message.tensors.contains { $0.name == "chains" }, hasSeeds = message.tensors.contains { $0.name == "chain_seeds" }
+        try require(hasChains || hasSeeds, "neither chains nor chain_seeds")
+        if hasChains {
+            let chainTensor = try message.tensor(named: "chains")
+            try require(chainTensor.shape == [steps, expected, chainWidth], "chains \(chainTensor.shape)")
+            chains = try chainTensor.floats()
+        } else {
+            chains = []
+        }
+        if hasSeeds {
+            let seedTensor = try message.tensor(named: "chain_seeds")
+            try require(seedTensor.shape == [steps], "chain_seeds \(seedTensor.shape)")
+            chainSeeds = try seedTensor.int64s().map { UInt64(bitPattern: $0) }
+        } else {
+            chainSeeds = []
+        }
         let rewardTensor = try message.tensor(named: "rewards")
         try require(rewardTensor.shape == [steps, expected], "rewards \(rewardTensor.shape)")
         rewards = try rewardTensor.floats()

@@ -55,6 +55,14 @@ public struct WireTensor: Equatable, Sendable {
         self.init(name: name, dtype: .int32, shape: shape, bytes: bytes)
     }
 
+    /// Creates an int64 tensor by copying `int64s` (unsigned values travel as their two's-complement bit pattern).
+    ///
+    /// - Precondition: `int64s.count == product(shape)`.
+    public init(name: String, int64s: [Int64], shape: [Int]) {
+        let bytes = int64s.withUnsafeBytes { Array($0) }
+        self.init(name: name, dtype: .int64, shape: shape, bytes: bytes)
+    }
+
     /// Creates a one-dimensional uint8 tensor holding the UTF-8 encoding of `text`.
     public init(name: String, utf8 text: String) {
         let bytes = Array(text.utf8)
@@ -90,6 +98,11 @@ public struct WireTensor: Equatable, Sendable {
     /// The elements as 32-bit integers; throws `.wrongType` unless the tensor is int32.
     public func int32s() throws(WireError) -> [Int32] {
         try elements(of: .int32, as: Int32.self)
+    }
+
+    /// The elements as 64-bit integers; throws `.wrongType` unless the tensor is int64.
+    public func int64s() throws(WireError) -> [Int64] {
+        try elements(of: .int64, as: Int64.self)
     }
 
     /// The bytes decoded as UTF-8 text; throws `.wrongType` unless the tensor is

@@ -179,12 +179,47 @@ extension DPPOCommand {
         var seconds: Double = 2
         @Flag(help: "Measure only the offline methods: training steps/s of Diffusion-QL, EDP without action approximation, EDP without DPM-Solver and EDP, and DDPM vs DPM-Solver sampling.")
         var offline = false
-        @Flag(help: "Measure only the wire path on real recorded segments (Pendulum and Hopper): compression per field, plain LZ4 vs byte-shuffle + LZ4, and encode + HMAC + decode + verify cost against the actor's time to produce a segment.")
+        @Flag(help: "Measure only the wire path on real recorded segments (Pendulum and Hopper): compression per field, plain LZ4 vs byte-shuffle + LZ4, encode + HMAC + decode + verify cost against the actor's time to produce a segment, and bytes per environment step with full vs seeded chains (with the learner's rebuild cost and the recorded-vs-rebuilt differences).")
         var wire = false
         @Option(help: "With --wire: the Hopper policy to roll out, used when the file exists (otherwise an initialized policy).")
         var hopperCheckpoint: String = "runs/hopper-pretrain/main/pretrained.safetensors"
 
+        @Flag(help: "Measure the distribution overhead: the environment-step rate of --actors actor processes with no learner, against the same actors with a learner attached (strict and async; with --seeded-chains also seeded transport).")
+        var cluster = false
+        @Option(help: "With --cluster: the run's config (default: the embedded default run's, configs/pendulum/finetune.yaml).")
+        var config: String = "configs/pendulum/finetune.yaml"
+        @Option(name: [.customLong("set")], help: "With --cluster: override a config key (repeatable).")
+        var overrides: [String] = []
+        @Option(help: "With --cluster: actor processes.")
+        var actors: Int = 4
+        @Option(help: "With --cluster: iterations per cluster run (the first and last are not measured).")
+        var iterations: Int = 6
+        @Flag(help: "With --cluster: also measure each mode with cluster.chain_transport: seeded.")
+        var seededChains = false
+        @Flag(help: .hidden)
+        var standaloneActor = false
+        @Option(help: .hidden)
+        var checkpoint: String?
+
         func run() throws {
+            if standaloneActor {
+                let config = try RunConfig.load(path: config, overrides: overrides)
+                let rate = try Benchmarks.standaloneActor(config: config, checkpoint: checkpoint.map { URL(fileURLWithPath: $0) }, seconds: seconds)
+                print("{\"env_steps_per_second\": \(rate)}")
+                return
+            }
+            if cluster {
+                let say: (String) -> Void = json ? { _ in } : { print($0) }
+                let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+                let report = try Benchmarks.cluster(binary: binary, configPath: config, overrides: overrides, actors: actors, iterations: iterations,
+                                                    seconds: seconds, chainTransports: seededChains ? ["full", "seeded"] : ["full"], log: say)
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys]
+                    print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                }
+                return
+            }
             if wire {
                 let say: (String) -> Void = json ? { _ in } : { print($0) }
                 var reports: [WireBenchmarkReport] = []

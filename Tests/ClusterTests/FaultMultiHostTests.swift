@@ -63,6 +63,55 @@ final class FaultMultiHostTests: XCTestCase {
         }
     }
 
+    /// A network partition between actor 1 and the learner heals on its own: the link to actor 1's namespace goes down
+    /// after the first iteration for longer than `learner_timeout_s`, then comes back. The actor notices the silence,
+    /// keeps saying hello until the learner answers again, and the run completes with every iteration's exact steps;
+    /// nothing is restarted by hand.
+    func testNetworkPartitionHealsOnItsOwn() throws {
+        let binary = try FaultRestartTests.dppoBinary()
+        try createNetwork()
+        let iterations = 5
+        let (config, start) = try prepare(iterations: iterations)
+        let run = directory.appendingPathComponent("run")
+        let learner = try launch(in: namespaces[0], binary.path, ["learner", "--config", config, "--run-dir", run.path, "--base-policy", start],
+                                 log: "learner")
+        for (index, namespace) in namespaces.dropFirst().enumerated() {
+            try launch(in: namespace, binary.path, ["actor", "--config", config, "--learner", Self.learnerAddress, "--index", String(index)],
+                       log: "actor-\(index)")
+        }
+        let firstIteration = Date().addingTimeInterval(60)
+        while !metricsIterations(run).contains(1) {
+            guard learner.isRunning, Date() < firstIteration else { return XCTFail("no first iteration:\n\(logs())") }
+            usleep(50_000)
+        }
+        // The learner's end of actor 1's link goes down: actor 1's end loses its carrier but keeps its routes, as in a
+        // real partition (taking the actor's end down would delete its route to the learner, which no healing restores).
+        let learnerLink = "dt\(getpid())l2"
+        try runIP(["-n", namespaces[0], "link", "set", learnerLink, "down"])
+        let partitioned = Date()
+        // Longer than learner_timeout_s (3 s): the actor gives the learner up for gone and starts saying hello again.
+        Thread.sleep(forTimeInterval: 8)
+        let iterationsDuringPartition = metricsIterations(run).max() ?? 0
+        try runIP(["-n", namespaces[0], "link", "set", learnerLink, "up"])
+        let healed = Date()
+
+        XCTAssertTrue(learner.wait(seconds: 90), "learner did not finish after the partition healed:\n\(logs())")
+        XCTAssertEqual(learner.status, 0, "learner failed:\n\(logs())")
+        XCTAssertLessThan(iterationsDuringPartition, iterations, "the partition must fall inside the run")
+        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("summary.json"))) as? [String: Any])
+        XCTAssertEqual(summary["env_steps"] as? Int, iterations * Self.stepsPerIteration)
+        XCTAssertEqual(summary["policy_version"] as? Int, iterations + 1)
+        XCTAssertEqual(metricsIterations(run).filter { $0 > 0 }, Array(1...iterations), "each iteration exactly once")
+        let actorLog = children[2].logTail(lines: 200)
+        XCTAssertTrue(actorLog.contains("saying hello again"), "actor 1 noticed the partition:\n\(actorLog)")
+        XCTAssertTrue(actorLog.contains("rejoined"), "actor 1 rejoined by itself:\n\(actorLog)")
+        for actor in children.dropFirst() {
+            XCTAssertTrue(actor.wait(seconds: 20), "actors exit when the run is over:\n\(actor.logTail())")
+            XCTAssertEqual(actor.status, 0, actor.logTail())
+        }
+        print(String(format: "partition: %.1f s down, run finished %.1f s after it healed", healed.timeIntervalSince(partitioned), Date().timeIntervalSince(healed)))
+    }
+
     /// `cluster/launch-ssh.sh` in the learner's namespace, with `ssh` replaced by a stand-in that runs the remote
     /// command in the namespace named by the host: actors join with their global indices, their output comes back
     /// into `logs/actor-HOST-I.log`, and stopping the launcher stops the remote actors (nothing is left running
