@@ -60,6 +60,11 @@ public final class Learner {
     var chainSelfTest: SeededChainSampler.SelfTest?
     /// The control server of the running job, which tells actors the chain transport.
     var controlServer: ControlServer?
+    /// The running job's log, and what `reportRejections` last reported.
+    var logSink: ((String) -> Void)?
+    var lastRejectionReport = Date.distantPast
+    var reportedDrops: [String: Int] = [:]
+    var reportedRefusals: [String: Int] = [:]
     private let countersLock = NSLock()
     private var receivedMessages = 0
     private var droppedCount = 0
@@ -136,7 +141,9 @@ public final class Learner {
 
     /// Runs the whole fine-tuning job and returns the summary written to summary.json.
     @discardableResult
-    public func run(log: (String) -> Void = Cluster.log) throws -> [String: Any] {
+    public func run(log: @escaping (String) -> Void = Cluster.log) throws -> [String: Any] {
+        logSink = log
+        defer { reportRejections(force: true); logSink = nil }
         let started = Date().addingTimeInterval(-(resumed?.wallSeconds ?? 0))
         let firstIteration = resumed?.iteration ?? 0
         let endpoints = Endpoints(host: config.cluster.host, basePort: config.cluster.basePort)
@@ -398,6 +405,7 @@ public final class Learner {
                 if let noticeBytes = try? codec.encode(notice) { _ = try? publisher.send(noticeBytes) }
                 lastNotice = Date()
             }
+            reportRejections()
             if idle > config.cluster.batchTimeoutSeconds {
                 throw ConfigError("no trajectory data for \(Int(idle)) s; actors \(missing()) have not delivered version \(policyVersion) (are they running? see logs/)")
             }
@@ -437,6 +445,30 @@ public final class Learner {
     func drop(_ reason: String, _ count: Int = 1) {
         dropped[reason, default: 0] += count
         countersLock.withLock { droppedCount += count }
+        reportRejections()
+    }
+
+    /// Logs, at most once every 10 s (`force`: now), the segments dropped and `control` requests refused since the
+    /// last report, by reason. The first rejection is logged at once; a flood costs one line per 10 s. Every count is
+    /// in `metrics.jsonl` and `summary.json` whether logged or not.
+    func reportRejections(force: Bool = false) {
+        guard force || Date().timeIntervalSince(lastRejectionReport) >= 10 else { return }
+        let refusals = controlServer?.rejectionCounts() ?? [:]
+        func news(_ counts: [String: Int], _ reported: [String: Int]) -> String {
+            counts.keys.sorted().compactMap { reason in
+                let fresh = counts[reason, default: 0] - reported[reason, default: 0]
+                return fresh > 0 ? "\(reason) \(fresh)" : nil
+            }.joined(separator: ", ")
+        }
+        let segments = news(dropped, reportedDrops), requests = news(refusals, reportedRefusals)
+        guard !segments.isEmpty || !requests.isEmpty else { return }
+        lastRejectionReport = Date()
+        reportedDrops = dropped
+        reportedRefusals = refusals
+        var parts: [String] = []
+        if !segments.isEmpty { parts.append("trajectory messages dropped: \(segments)") }
+        if !requests.isEmpty { parts.append("control requests refused: \(requests)") }
+        logSink?("learner: " + parts.joined(separator: "; ") + " (at most one such line per 10 s; all counted in metrics.jsonl)")
     }
 
     /// Copies `segment` into its actor's streams from batch step `firstStep` (default: its own step offset).

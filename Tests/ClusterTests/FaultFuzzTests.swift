@@ -118,6 +118,11 @@ final class FaultFuzzTests: XCTestCase {
             XCTAssertGreaterThan(record["perf/samples_per_second"] as? Double ?? 0, 0)
             for key in ["transport/queue_depth", "transport/bytes_per_second", "transport/compression_ratio"] { XCTAssertNotNil(record[key], key) }
         }
+        // Rejections are logged, but rate-limited: the first at once, then at most one line per 10 s, and the rest at the end.
+        let rejectionLines = lines.filter { $0.contains("trajectory messages dropped") || $0.contains("control requests refused") }
+        XCTAssertGreaterThanOrEqual(rejectionLines.count, 1)
+        XCTAssertLessThanOrEqual(rejectionLines.count, Int(Date().timeIntervalSince(started) / 10) + 2, rejectionLines.joined(separator: "\n"))
+        XCTAssertTrue(rejectionLines.joined().contains("bad_magic"), rejectionLines.joined(separator: "\n"))
         let dropped = summary["dropped_segments"] as? [String: Int] ?? [:]
         XCTAssertEqual(dropped, learner.dropped)
         XCTAssertGreaterThanOrEqual(fuzzer.sent, 10_000)
