@@ -39,13 +39,16 @@ final class FaultMultiHostTests: XCTestCase {
 
     // MARK: - Runs across namespaces
 
-    /// `dppo learner` in one namespace and one `dppo actor` in each of two others complete a run over the links.
+    /// `dppo learner` in one namespace and one `dppo actor` in each of two others complete a run over the links. The
+    /// learner asks for seeded chains (only its command line says so: actors follow what it tells them), so the actors'
+    /// chains cross the links as seeds and are rebuilt in another process.
     func testLearnerAndActorsInSeparateNamespaces() throws {
         let binary = try FaultRestartTests.dppoBinary()
         try createNetwork()
         let (config, start) = try prepare(iterations: Self.iterations)
         let run = directory.appendingPathComponent("run")
-        let learner = try launch(in: namespaces[0], binary.path, ["learner", "--config", config, "--run-dir", run.path, "--base-policy", start],
+        let learner = try launch(in: namespaces[0], binary.path, ["learner", "--config", config, "--run-dir", run.path, "--base-policy", start,
+                                                                  "--set", "cluster.chain_transport=seeded", "--set", "cluster.chain_check_every=3"],
                                  log: "learner")
         for (index, namespace) in namespaces.dropFirst().enumerated() {
             try launch(in: namespace, binary.path, ["actor", "--config", config, "--learner", Self.learnerAddress, "--index", String(index)],
@@ -57,6 +60,12 @@ final class FaultMultiHostTests: XCTestCase {
         let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("summary.json"))) as? [String: Any])
         XCTAssertEqual(summary["env_steps"] as? Int, Self.iterations * Self.stepsPerIteration)
         XCTAssertEqual(summary["policy_version"] as? Int, Self.iterations + 1)
+        XCTAssertEqual(summary["chain_transport"] as? String, "seeded", "no check failed across processes")
+        let records = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.filter { $0["transport/chain_checks"] != nil }
+        XCTAssertEqual(records.count, Self.iterations)
+        XCTAssertGreaterThan(records.reduce(0) { $0 + ($1["transport/chain_checks"] as? Int ?? 0) }, 0)
+        XCTAssertGreaterThan(records.reduce(0) { $0 + ($1["transport/chain_rebuilt_decisions"] as? Int ?? 0) }, 0)
         for actor in children.dropFirst() {
             XCTAssertTrue(actor.wait(seconds: 20), "actors exit when the run is over:\n\(actor.logTail())")
             XCTAssertEqual(actor.status, 0, actor.logTail())
