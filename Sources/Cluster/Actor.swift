@@ -39,6 +39,16 @@ public final class Actor {
         return (meta["redo_version"] as? String).flatMap { UInt64($0) }
     }
 
+    /// What this actor reports in its heartbeats: environment steps, finished episodes and seconds spent rolling out
+    /// (sampling and stepping, not waiting for weights or sending), since it started.
+    var statistics = (environmentSteps: 0, episodes: 0, rolloutSeconds: 0.0)
+
+    func heartbeat(version: UInt64, index: Int) -> WireMessage {
+        let rate = statistics.rolloutSeconds > 0 ? Double(statistics.environmentSteps) / statistics.rolloutSeconds : 0
+        let meta = Messages.meta(["env_steps": statistics.environmentSteps, "episodes": statistics.episodes, "env_steps_per_second": rate])
+        return WireMessage(kind: .heartbeat, policyVersion: version, actorIndex: UInt32(index), sequence: sequence, tensors: [meta])
+    }
+
     /// Test seam: segments whose sequence number this returns true for are not sent, as if lost on the way.
     var losesSegment: ((UInt64) -> Bool)?
 
@@ -116,7 +126,7 @@ public final class Actor {
             }
             if Date().timeIntervalSince(lastHeartbeat) > 1 {
                 lastHeartbeat = Date()
-                let beat = WireMessage(kind: .heartbeat, policyVersion: rolledVersion, actorIndex: UInt32(index), sequence: sequence, tensors: [])
+                let beat = heartbeat(version: rolledVersion, index: index)
                 if let reply = try exchange(request, beat) {
                     switch reply.kind {
                     case .shutdown: log("actor \(index): learner finished, exiting"); return
@@ -215,17 +225,21 @@ public final class Actor {
         let total = config.train.stepsPerIteration
         let steps = min(config.cluster.segmentSteps, total - offset)
         let seeded = chainTransport == .seeded ? seededSampler : nil
+        let started = Date()
         let segment = try Actor.recordSegment(version: version, index: index, offset: offset, steps: steps, config: config, policy: model.rollout,
                                               environments: environments, records: records, firsts: &firsts, random: &random, seededSampler: seeded)
         sequence += 1
         offset = (offset + steps) % total
+        statistics.environmentSteps += steps * environments.count * config.environment.actSteps
+        statistics.episodes += segment.episodeReturns.count
+        statistics.rolloutSeconds += Date().timeIntervalSince(started)
         // Seeded transport: the learner's sampled check gets this actor's 1st, (n+1)-th, … segment with its chains.
         let check = chainCheckEvery > 0 && (sequence - 1) % UInt64(chainCheckEvery) == 0
         let bytes = try codec.encode(segment.message(sequence: sequence, observationWidth: o, chainWidth: c, includeChains: check))
         if losesSegment?(sequence) == true { return true }
         // A send times out while the learner is busy (evaluating, checkpointing) or gone: wait while it answers heartbeats.
         while try !push.send(bytes) {
-            let beat = WireMessage(kind: .heartbeat, policyVersion: version, actorIndex: UInt32(index), sequence: sequence, tensors: [])
+            let beat = heartbeat(version: version, index: index)
             guard try exchange(request, beat)?.kind == .heartbeatReply else { return false }
         }
         return true

@@ -25,6 +25,11 @@ final class ControlServer: @unchecked Sendable {
     struct ActorReport {
         var policyVersion: UInt64
         var sequence: UInt64
+        /// The actor's own statistics (heartbeat `meta`; zero when it sent none or they did not parse).
+        var environmentSteps = 0
+        var episodes = 0
+        var stepsPerSecond = 0.0
+        var received = Date()
     }
 
     let socket: Socket
@@ -74,6 +79,12 @@ final class ControlServer: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         let now = Date()
         return lastHeartbeat.values.filter { now.timeIntervalSince($0) < seconds }.count
+    }
+
+    /// Every actor's latest heartbeat report to this learner process, by index.
+    func allReports() -> [Int: ActorReport] {
+        lock.lock(); defer { lock.unlock() }
+        return reports
     }
 
     /// Actor `index`'s latest heartbeat report to this learner process, if any.
@@ -134,7 +145,15 @@ final class ControlServer: @unchecked Sendable {
             guard recordContact(from: Int(request.actorIndex)) else { return unknownActor(request) }
             guard !current.shuttingDown else { return shutdown(request, current) }
             let index = Int(request.actorIndex)
-            lock.lock(); reports[index] = ActorReport(policyVersion: request.policyVersion, sequence: request.sequence); lock.unlock()
+            var report = ActorReport(policyVersion: request.policyVersion, sequence: request.sequence)
+            if request.tensors.contains(where: { $0.name == "meta" }), let meta = try? Messages.readMeta(request) {
+                // Statistics are informational: anything malformed reads as 0, never as an error.
+                report.environmentSteps = max(0, (meta["env_steps"] as? Int) ?? 0)
+                report.episodes = max(0, (meta["episodes"] as? Int) ?? 0)
+                let rate = (meta["env_steps_per_second"] as? Double) ?? 0
+                report.stepsPerSecond = rate.isFinite && rate >= 0 ? rate : 0
+            }
+            lock.lock(); reports[index] = report; lock.unlock()
             var meta: [String: Any] = ["chain_transport": current.chainTransport.rawValue, "chain_check_every": current.chainCheckEvery]
             if let version = current.redo[index] { meta["redo_version"] = String(version) }
             let reply = WireMessage(kind: .heartbeatReply, policyVersion: current.policyVersion, actorIndex: request.actorIndex, sequence: request.sequence,

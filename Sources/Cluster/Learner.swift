@@ -215,6 +215,14 @@ public final class Learner {
                 "transport/bytes_received": bytesReceived, "transport/segments": segmentsReceived, "transport/redo_requests": redoRequests,
                 "transport/connected_actors": control.connectedActors(within: 10),
             ]
+            // The actors' own view, from their latest heartbeats (within the last 10 s).
+            let reports = control.allReports().filter { Date().timeIntervalSince($0.value.received) < 10 }
+            for (index, report) in reports {
+                record["actors/\(index)/env_steps_per_second"] = report.stepsPerSecond
+                record["actors/\(index)/env_steps"] = report.environmentSteps
+                record["actors/\(index)/episodes"] = report.episodes
+            }
+            record["actors/env_steps_per_second"] = reports.values.reduce(0) { $0 + $1.stepsPerSecond }
             let connected = record["transport/connected_actors"] as! Int
             let health = healthMetrics(rolloutSeconds: rolloutSeconds)
             record.merge(health) { $1 }

@@ -49,6 +49,13 @@ final class FaultLostSegmentTests: XCTestCase {
         XCTAssertEqual(dropped["out_of_order"], 1, "\(dropped)")
         XCTAssertEqual(lines.filter { $0.contains("asking it to roll the version again") }.count, 2, lines.joined(separator: "\n"))
         XCTAssertEqual(actorLines.lines.filter { $0.contains("rolling it again") }.count, 2, actorLines.lines.joined(separator: "\n"))
+        // The heartbeats that reported the loss also carried the actor's statistics, which reach the metrics.
+        let records = try String(contentsOf: directory.appendingPathComponent("run/metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let reported = records.compactMap { $0["actors/1/env_steps"] as? Int }
+        XCTAssertFalse(reported.isEmpty, "no actor statistics in \(records)")
+        XCTAssertGreaterThanOrEqual(reported.max() ?? 0, 30 * 3 * 2, "at least one version rolled by actor 1")
+        XCTAssertTrue(records.contains { ($0["actors/env_steps_per_second"] as? Double ?? 0) > 0 })
     }
 }
 
