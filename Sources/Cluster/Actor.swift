@@ -43,10 +43,11 @@ public final class Actor {
     /// (sampling and stepping, not waiting for weights or sending), since it started.
     var statistics = (environmentSteps: 0, episodes: 0, rolloutSeconds: 0.0)
 
-    func heartbeat(version: UInt64, index: Int) -> WireMessage {
+    /// A heartbeat: `version` rolled out, `sent` the sequence number of the last segment handed to the socket.
+    func heartbeat(version: UInt64, index: Int, sent: UInt64) -> WireMessage {
         let rate = statistics.rolloutSeconds > 0 ? Double(statistics.environmentSteps) / statistics.rolloutSeconds : 0
         let meta = Messages.meta(["env_steps": statistics.environmentSteps, "episodes": statistics.episodes, "env_steps_per_second": rate])
-        return WireMessage(kind: .heartbeat, policyVersion: version, actorIndex: UInt32(index), sequence: sequence, tensors: [meta])
+        return WireMessage(kind: .heartbeat, policyVersion: version, actorIndex: UInt32(index), sequence: sent, tensors: [meta])
     }
 
     /// Test seam: segments whose sequence number this returns true for are not sent, as if lost on the way.
@@ -126,7 +127,7 @@ public final class Actor {
             }
             if Date().timeIntervalSince(lastHeartbeat) > 1 {
                 lastHeartbeat = Date()
-                let beat = heartbeat(version: rolledVersion, index: index)
+                let beat = heartbeat(version: rolledVersion, index: index, sent: sequence)
                 if let reply = try exchange(request, beat) {
                     switch reply.kind {
                     case .shutdown: log("actor \(index): learner finished, exiting"); return
@@ -239,7 +240,8 @@ public final class Actor {
         if losesSegment?(sequence) == true { return true }
         // A send times out while the learner is busy (evaluating, checkpointing) or gone: wait while it answers heartbeats.
         while try !push.send(bytes) {
-            let beat = heartbeat(version: version, index: index)
+            // This segment is not sent yet: report the one before it, so the learner does not count it as lost.
+            let beat = heartbeat(version: version, index: index, sent: sequence - 1)
             guard try exchange(request, beat)?.kind == .heartbeatReply else { return false }
         }
         return true

@@ -101,10 +101,10 @@ extension Benchmarks {
                 let run = directory.appendingPathComponent("run-\(sync)-\(transport)")
                 let extra = ["--set", "cluster.sync=\(sync)", "--set", "cluster.base_port=\(port)", "--set", "cluster.chain_transport=\(transport)"]
                 let learner = try BenchmarkChild(binary: binary, arguments: ["learner"] + configArguments + extra + ["--run-dir", run.path, "--base-policy", start.path],
-                                                 log: directory.appendingPathComponent("learner-\(sync).log"))
+                                                 log: directory.appendingPathComponent("learner-\(sync)-\(transport).log"))
                 let children = try (0..<actors).map { index in
                     try BenchmarkChild(binary: binary, arguments: ["actor"] + configArguments + extra + ["--index", String(index)],
-                                       log: directory.appendingPathComponent("actor-\(sync)-\(index).log"))
+                                       log: directory.appendingPathComponent("actor-\(sync)-\(transport)-\(index).log"))
                 }
                 learner.process.waitUntilExit()
                 for child in children { child.stop(after: 20) }

@@ -115,7 +115,7 @@ final class ControlServer: @unchecked Sendable {
         return (try? codec.encode(message)) ?? []
     }
 
-    private func respond(to bytes: [UInt8]) -> [UInt8] {
+    func respond(to bytes: [UInt8]) -> [UInt8] {
         let request: WireMessage
         do { request = try codec.decode(bytes) } catch { return refusal(error.reason, error.description) }
         lock.lock(); let current = snapshot; lock.unlock()

@@ -137,6 +137,7 @@ public final class Learner {
         policyVersion = info.policyVersion
         environmentSteps = info.environmentSteps
         dropped = info.droppedSegments ?? [:]
+        reportedDrops = dropped
     }
 
     /// Runs the whole fine-tuning job and returns the summary written to summary.json.
@@ -269,8 +270,10 @@ public final class Learner {
         ]
         if let chainFallbackReason { summary["chain_fallback"] = chainFallbackReason }
         if let chainSelfTest {
-            summary["chain_self_test"] = ["decisions": chainSelfTest.decisions, "max_chain_difference": Double(chainSelfTest.chainDifference),
-                                          "max_log_probability_difference": Double(chainSelfTest.logProbabilityDifference)]
+            // JSON has no infinity (a NaN difference reads as one): such a self-test reports null.
+            func finite(_ value: Float) -> Any { value.isFinite ? Double(value) : NSNull() }
+            summary["chain_self_test"] = ["decisions": chainSelfTest.decisions, "max_chain_difference": finite(chainSelfTest.chainDifference),
+                                          "max_log_probability_difference": finite(chainSelfTest.logProbabilityDifference)]
         }
         if let resumed { summary["resumed_from_iteration"] = resumed.iteration }
         let data = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
@@ -297,12 +300,17 @@ public final class Learner {
         ]
     }
 
-    func publishWeights(control: ControlServer, publisher: Socket, final: Bool = false) {
+    /// The current version's `weights` reply, telling actors the current chain transport too.
+    func encodedWeights() -> [UInt8]? {
         let parameters = model.trainableParameters
         let message = WireMessage(kind: .weights, policyVersion: policyVersion, actorIndex: 0, sequence: policyVersion,
                                   tensors: [Messages.floats("fine_tuned", parameters.values, count: parameters.count, shape: [parameters.count]),
                                             Messages.meta(["chain_transport": chainTransport.rawValue, "chain_check_every": config.cluster.chainCheckEvery])])
-        guard let bytes = try? codec.encode(message) else { return }
+        return try? codec.encode(message)
+    }
+
+    func publishWeights(control: ControlServer, publisher: Socket, final: Bool = false) {
+        guard let bytes = encodedWeights() else { return }
         let version = policyVersion
         control.publish { $0.policyVersion = version; $0.weightsMessage = bytes; $0.shuttingDown = final }
         let notice = WireMessage(kind: .weightsNotice, policyVersion: policyVersion, actorIndex: 0, sequence: policyVersion, tensors: [])
@@ -339,11 +347,12 @@ public final class Learner {
         var countingQueue = true
         defer { try? pull.setReceiveTimeout(milliseconds: 200) }
         var lastSegment = [Date](repeating: Date(), count: streams.count), lastStallCheck = Date()
+        var redos = [Int](repeating: 0, count: streams.count), redoPending = [Bool](repeating: false, count: streams.count)
         defer { control.publish { $0.redo = [:] } }
         while streams.contains(where: { $0.nextStep < steps }) {
             if Date().timeIntervalSince(lastStallCheck) > 1 {
                 lastStallCheck = Date()
-                requestRedoOfStalledStreams(streams, lastSegment: lastSegment, control: control, log: log)
+                requestRedoOfStalledStreams(streams, lastSegment: &lastSegment, redos: &redos, pending: &redoPending, control: control, log: log)
             }
             let received = try receiveSegment(pull: pull, publisher: publisher, countingQueue: &countingQueue, lastProgress: lastProgress,
                                               lastNotice: &lastNotice, missing: { streams.enumerated().filter { $0.element.nextStep < steps }.map(\.offset) },
@@ -353,16 +362,22 @@ public final class Learner {
                 guard message.policyVersion == policyVersion else { drop("stale_version"); return false }
                 return true
             })
-            guard let (segment, message) = received else { continue }
+            guard var (segment, message) = received else { continue }
             var stream = streams[segment.actorIndex]
             lastSegment[segment.actorIndex] = Date()
             guard stream.nextStep < steps else { drop("duplicate"); continue }
+            guard segment.stepOffset == 0 || (segment.stepOffset == stream.nextStep && message.sequence == stream.lastSequence &+ 1) else {
+                drop("out_of_order"); continue
+            }
+            if let reason = resolveChains(&segment, log: logSink ?? Cluster.log) { drop(reason); continue }
             if segment.stepOffset == 0 {
                 if stream.segments > 0 { drop("restarted_stream", stream.segments) }
                 stream = StreamProgress()
+            }
+            // The actor's stream moves again: any redo asked of it is answered (or was not needed).
+            if redoPending[segment.actorIndex] {
+                redoPending[segment.actorIndex] = false
                 control.publish { $0.redo[segment.actorIndex] = nil }
-            } else if segment.stepOffset != stream.nextStep || message.sequence != stream.lastSequence &+ 1 {
-                drop("out_of_order"); continue
             }
             place(segment)
             stream.nextStep = segment.stepOffset + segment.steps
@@ -380,21 +395,22 @@ public final class Learner {
     /// Strict mode's answer to lost segments (a connection that broke with messages in flight, a segment dropped as
     /// malformed in transit): an actor whose heartbeats say it sent more of the current version than arrived, and from
     /// which nothing has arrived for `cluster.stall_timeout_s`, is asked (in its heartbeat replies) to roll the version
-    /// again from step 0, which restarts its stream here.
-    func requestRedoOfStalledStreams(_ streams: [StreamProgress], lastSegment: [Date], control: ControlServer, log: (String) -> Void) {
-        let steps = config.train.stepsPerIteration
-        for (index, stream) in streams.enumerated() where stream.nextStep < steps {
+    /// again from step 0, which restarts its stream here. The request stands until a segment of the actor is used; it
+    /// is made at most `maxRedos` times per actor and batch (an actor whose data is always refused, e.g. `non_finite`,
+    /// is then left to `batch_timeout_s`, whose error names it), and not again while one is pending (`pending`).
+    func requestRedoOfStalledStreams(_ streams: [StreamProgress], lastSegment: inout [Date], redos: inout [Int], pending: inout [Bool],
+                                     control: ControlServer, log: (String) -> Void) {
+        let steps = config.train.stepsPerIteration, maxRedos = 3
+        for (index, stream) in streams.enumerated() where stream.nextStep < steps && redos[index] < maxRedos && !pending[index] {
             guard Date().timeIntervalSince(lastSegment[index]) > config.cluster.stallTimeoutSeconds,
                   let report = control.report(actor: index), report.policyVersion == policyVersion, report.sequence > stream.lastSequence else { continue }
-            var asked = false
-            control.publish { snapshot in
-                asked = snapshot.redo[index] == policyVersion
-                snapshot.redo[index] = policyVersion
-            }
-            if !asked {
-                log("learner: actor \(index) sent version \(policyVersion) up to sequence \(report.sequence), but its stream stops at step \(stream.nextStep) of \(steps) (sequence \(stream.lastSequence)): asking it to roll the version again")
-                redoRequests += 1
-            }
+            let version = policyVersion
+            control.publish { $0.redo[index] = version }
+            lastSegment[index] = Date()
+            redos[index] += 1
+            pending[index] = true
+            redoRequests += 1
+            log("learner: actor \(index) sent version \(policyVersion) up to sequence \(report.sequence), but its stream stops at step \(stream.nextStep) of \(steps) (sequence \(stream.lastSequence)): asking it to roll the version again (\(redos[index]) of at most \(maxRedos) this batch)")
         }
     }
 
@@ -432,7 +448,7 @@ public final class Learner {
         traffic.decodedRawBytes += message.tensors.reduce(0) { $0 + $1.bytes.count }
         guard message.kind == .segment else { drop("unexpected_kind"); return nil }
         guard admit(message) else { return nil }
-        var segment: Segment
+        let segment: Segment
         do {
             segment = try Segment(message: message, observationWidth: observationWidth, chainWidth: config.recordWidth,
                                   environments: config.environment.environmentsPerActor, maxSteps: config.train.stepsPerIteration)
@@ -445,7 +461,6 @@ public final class Learner {
             drop("malformed_segment"); return nil
         }
         guard segment.actorIndex < config.cluster.actors else { drop("bad_actor_index"); return nil }
-        if let reason = resolveChains(&segment, log: Cluster.log) { drop(reason); return nil }
         return (segment, message)
     }
 
@@ -568,7 +583,8 @@ public final class Learner {
         traffic = Traffic()
         let maxLag = UInt64(config.cluster.maxPolicyLag)
 
-        func consider(_ segment: Segment, sequence: UInt64) {
+        func consider(_ received: Segment, sequence: UInt64) {
+            var segment = received
             let lag = segment.policyVersion <= policyVersion ? policyVersion - segment.policyVersion : 2
             let usable = segment.policyVersion <= policyVersion && lag <= maxLag && versionWeights[segment.policyVersion] != nil
             var stream = streams[segment.actorIndex]
@@ -580,6 +596,7 @@ public final class Learner {
             }
             traffic.lag[Int(min(lag, 2))] += 1
             guard usable else { drop("stale_version"); return }
+            if let reason = resolveChains(&segment, log: logSink ?? Cluster.log) { drop(reason); return }
             let continues = stream.rows > 0 && sequence == stream.lastSequence &+ 1 && segment.stepOffset == stream.nextOffset
                 && stream.rows + segment.steps <= steps
             if !continues {

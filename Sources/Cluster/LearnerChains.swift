@@ -39,12 +39,14 @@ extension Learner {
 
     /// Makes `segment.chains` the chains to train on. A seeded segment's chains are rebuilt from its seeds with its
     /// version's weights. One that also carries its recorded chains (a sampled check) keeps those, and is rebuilt only to
-    /// compare: a difference above `cluster.chain_tolerance` switches the run to full chains.
-    /// Returns the reason to drop the segment, nil to use it.
+    /// compare: a difference above `cluster.chain_tolerance` switches the run to full chains, after which segments with
+    /// seeds only are no longer trusted (dropped as `seeded_after_fallback`: strict mode's redo has the actor roll the
+    /// version again, with full chains). Returns the reason to drop the segment, nil to use it.
     func resolveChains(_ segment: inout Segment, log: (String) -> Void) -> String? {
         guard !segment.chainSeeds.isEmpty else { return nil }
         let recorded = !segment.chains.isEmpty
         guard let rebuilder = chainRebuilder else { return recorded ? nil : "unexpected_chain_seeds" }
+        if !recorded && chainFallbackReason != nil { return "seeded_after_fallback" }
         guard loadRebuilder(version: segment.policyVersion) else { return recorded ? nil : "stale_version" }
         let started = Date()
         let rows = segment.steps * segment.environments
@@ -55,6 +57,9 @@ extension Learner {
         traffic.rebuiltDecisions += rows
         let rebuilt = UnsafeBufferPointer(start: chainScratch.data, count: rows * config.recordWidth)
         guard recorded else {
+            // Finite observations can still drive the network to NaN or infinity: the `non_finite` rule holds for rebuilt
+            // chains as for sent ones.
+            guard Segment.allFinite([Array(rebuilt)]) else { return "non_finite" }
             segment.chains = Array(rebuilt)
             return nil
         }
@@ -69,11 +74,16 @@ extension Learner {
         return nil
     }
 
-    /// Switches the run to full chains: actors hear it in their next heartbeat reply, weights or welcome.
+    /// Switches the run to full chains: actors hear it in their next heartbeat reply, weights or welcome (the current
+    /// version's weights reply is encoded again to say so).
     func fallBackToFullChains(_ reason: String, log: (String) -> Void) {
         chainTransport = .full
         chainFallbackReason = reason
-        controlServer?.publish { $0.chainTransport = .full }
+        let weights = encodedWeights()
+        controlServer?.publish { snapshot in
+            snapshot.chainTransport = .full
+            if let weights, !snapshot.weightsMessage.isEmpty { snapshot.weightsMessage = weights }
+        }
         log("learner: falling back to full chains: \(reason)")
     }
 }

@@ -108,6 +108,16 @@ final class SeededChainTests: XCTestCase {
         let learner = try Learner(config: config, run: try RunDirectory(url: directory.appendingPathComponent("run")), basePolicy: start)
         let actorModel = PolicyModel(config: config)
         _ = try Checkpoint.load(actorModel, from: start)
+        // Fine-tuned weights that differ from the base (the starting policy has both equal), the same on both sides: a
+        // rebuild that ran a step with the wrong network would disagree.
+        for parameters in [learner.model.trainableParameters, actorModel.trainableParameters] {
+            for index in 0..<parameters.count { parameters.values[index] *= 1 + 0.2 * Float(sin(Double(index))) }
+        }
+        let control = ControlServer(socket: try Socket(.reply), codec: learner.codec, welcomeTensors: [], configHash: config.compatibilityHash,
+                                    actors: 2, seed: 1)
+        let weights = try XCTUnwrap(learner.encodedWeights())
+        control.publish { $0.weightsMessage = weights; $0.chainTransport = .seeded; $0.policyVersion = 1 }
+        learner.controlServer = control
         guard case .diffusion(let actorPolicy) = actorModel else { return XCTFail("a diffusion policy") }
         let environments = try config.makeEnvironments(count: 4, seed: 9, normalization: nil)
         try environments.resetAll()
@@ -131,6 +141,12 @@ final class SeededChainTests: XCTestCase {
         XCTAssertEqual(learner.chainTransport, .seeded)
         XCTAssertEqual(learner.traffic.chainChecks, 1)
 
+        // Seeds for a version the learner does not hold cannot be rebuilt.
+        var future = recorded
+        future.chains = []
+        future.policyVersion = 7
+        XCTAssertEqual(learner.resolveChains(&future, log: { _ in }), "stale_version")
+
         var tampered = recorded
         tampered.chains[5] += 1e-3
         var lines: [String] = []
@@ -140,11 +156,18 @@ final class SeededChainTests: XCTestCase {
         XCTAssertTrue(learner.chainFallbackReason?.contains("actor 1") == true, learner.chainFallbackReason ?? "no reason")
         XCTAssertTrue(lines.contains { $0.contains("falling back to full chains") })
 
-        // Seeds for a version the learner does not hold cannot be rebuilt.
-        var future = seedsOnly
-        future.chains = []
-        future.policyVersion = 7
-        XCTAssertEqual(learner.resolveChains(&future, log: { _ in }), "stale_version")
+        // After the fallback, seeds alone are no longer trusted, and actors are told so by every control reply,
+        // the current version's weights included.
+        var late = recorded
+        late.chains = []
+        XCTAssertEqual(learner.resolveChains(&late, log: { _ in }), "seeded_after_fallback")
+        let codec = learner.codec
+        func ask(_ message: WireMessage) throws -> [String: Any] { try Messages.readMeta(try codec.decode(control.respond(to: try codec.encode(message)))) }
+        let welcome = try ask(WireMessage(kind: .hello, policyVersion: 0, actorIndex: 0, sequence: 1,
+                                          tensors: [Messages.meta(["config_hash": String(config.compatibilityHash), "requested_index": 0])]))
+        XCTAssertEqual(welcome["chain_transport"] as? String, "full")
+        XCTAssertEqual(try ask(WireMessage(kind: .weightsRequest, policyVersion: 1, actorIndex: 0, sequence: 2, tensors: []))["chain_transport"] as? String, "full")
+        XCTAssertEqual(try ask(WireMessage(kind: .heartbeat, policyVersion: 1, actorIndex: 0, sequence: 3, tensors: []))["chain_transport"] as? String, "full")
     }
 
     func testActorFollowsTheLearnersChoice() throws {
@@ -160,6 +183,25 @@ final class SeededChainTests: XCTestCase {
         actor.adoptChainTransport(from: WireMessage(kind: .weights, policyVersion: 2, actorIndex: 0, sequence: 2,
                                                     tensors: [Messages.meta(["chain_transport": "full"])]), log: { _ in })
         XCTAssertEqual(actor.chainTransport, .full)
+    }
+
+    /// Async mode: segments of older versions are rebuilt with those versions' kept weights, and carried segments too.
+    func testAsyncSeededRun() throws {
+        var config = try config(port: 24_740, checkEvery: 2)
+        config.cluster.synchronization = "async"
+        config.train.iterations = 3
+        let directory = try temporaryDirectory()
+        let start = try writeRandomPolicy(config: config, to: directory)
+        let result = try runInProcessCluster(config: config, start: start, in: directory)
+        XCTAssertEqual(result.summary["chain_transport"] as? String, "seeded", "\(result.summary["chain_fallback"] ?? "")")
+        let records = try String(contentsOf: result.run.metrics, encoding: .utf8).split(separator: "\n").compactMap {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }.filter { $0["transport/chain_checks"] != nil }
+        XCTAssertEqual(records.count, 3)
+        XCTAssertGreaterThan(records.reduce(0) { $0 + ($1["transport/chain_rebuilt_decisions"] as? Int ?? 0) }, 0)
+        XCTAssertGreaterThan(records.reduce(0) { $0 + ($1["transport/chain_checks"] as? Int ?? 0) }, 0)
+        for record in records { XCTAssertLessThanOrEqual(record["transport/chain_check_max_diff"] as? Double ?? 1, config.cluster.chainTolerance) }
+        XCTAssertGreaterThan(records.reduce(0) { $0 + ($1["transport/policy_lag/1"] as? Int ?? 0) }, 0, "some segments were a version behind")
     }
 
     /// Whole runs, in process: the seeded run passes its start-up self-test and every sampled check, trains on rebuilt
