@@ -124,6 +124,11 @@ public struct RunConfig: Sendable {
         public var exportActor = ActorCopy.online
         /// Steps in which only the critics (and the actor's behaviour-cloning loss) train.
         public var criticWarmupSteps = 0
+        /// The actor during critic warm-up: `bc` (its behaviour-cloning loss only) or `frozen` (no update).
+        public var warmupActor = "bc"
+        /// EDP-IQL: the expectile τ of V's loss and the inverse temperature β of the weights exp(β·A).
+        public var iqlExpectile = 0.7
+        public var iqlInverseTemperature = 3.0
         public var evalEvery = 1_000
         public var evalEpisodes = 16
         public var logEvery = 100
@@ -383,6 +388,13 @@ public struct RunConfig: Sendable {
         guard let export = ActorCopy(rawValue: exportName) else { throw ConfigError("offline.export_actor '\(exportName)' must be online or ema") }
         offline.exportActor = export
         offline.criticWarmupSteps = try o.int("critic_warmup_steps", default: offline.criticWarmupSteps)
+        offline.warmupActor = try o.string("warmup_actor", default: offline.warmupActor)
+        guard ["bc", "frozen"].contains(offline.warmupActor) else { throw ConfigError("offline.warmup_actor '\(offline.warmupActor)' must be bc or frozen") }
+        offline.iqlExpectile = try o.double("iql_expectile", default: offline.iqlExpectile)
+        offline.iqlInverseTemperature = try o.double("iql_inverse_temperature", default: offline.iqlInverseTemperature)
+        guard offline.iqlExpectile > 0, offline.iqlExpectile < 1, offline.iqlInverseTemperature >= 0 else {
+            throw ConfigError("offline.iql_expectile must be in (0, 1) and iql_inverse_temperature ≥ 0")
+        }
         offline.evalEvery = try o.int("eval_freq", default: offline.evalEvery)
         offline.evalEpisodes = try o.int("eval_episodes", default: offline.evalEpisodes)
         offline.logEvery = try o.int("log_freq", default: offline.logEvery)

@@ -14,6 +14,8 @@ protocol OfflineTrainer: AnyObject {
     var parameterSets: [String: Parameters] { get }
     /// Scales the policy-improvement term (Diffusion-QL's η, EDP's guide weight); 0 during critic warm-up.
     var improvementScale: Double { get set }
+    /// No actor update at all (`offline.warmup_actor: frozen` during critic warm-up).
+    var actorFrozen: Bool { get set }
 }
 
 extension DiffusionQLTrainer: OfflineTrainer {
@@ -21,12 +23,20 @@ extension DiffusionQLTrainer: OfflineTrainer {
         get { settings.eta }
         set { settings.eta = newValue }
     }
+    var actorFrozen: Bool {
+        get { settings.freezeActor }
+        set { settings.freezeActor = newValue }
+    }
 }
 
 extension EDPTrainer: OfflineTrainer {
     var improvementScale: Double {
         get { settings.guideCoefficient }
         set { settings.guideCoefficient = newValue }
+    }
+    var actorFrozen: Bool {
+        get { settings.freezeActor }
+        set { settings.freezeActor = newValue }
     }
 }
 
@@ -104,6 +114,8 @@ public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Vo
         s.learningRate = settings.actorLearningRate
         s.gradientNormClip = clip
         s.td3Alpha = settings.alpha
+        s.iqlExpectile = settings.iqlExpectile
+        s.iqlInverseTemperature = settings.iqlInverseTemperature
         s.maxQBackup = settings.maxQBackup
         s.learningRateDecaySteps = settings.learningRateDecay ? settings.steps : nil
         s.selectionCandidates = settings.candidates
@@ -145,15 +157,19 @@ public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Vo
 
     try evaluate(step: 0)
     // Critic warm-up: with a fresh critic, the policy-improvement term of the first steps follows noise and pulls a
-    // pre-trained actor off its data; the actor keeps only its behaviour-cloning loss until the critic has trained.
+    // pre-trained actor off its data; the actor keeps only its behaviour-cloning loss (`warmup_actor: bc`), or is not
+    // updated at all (`frozen`), until the critic has trained.
     let improvement = trainer.improvementScale
-    if settings.criticWarmupSteps > 0 { trainer.improvementScale = 0 }
+    if settings.criticWarmupSteps > 0 {
+        trainer.improvementScale = 0
+        trainer.actorFrozen = settings.warmupActor == "frozen"
+    }
     let batch = transitions.makeBatch(size: settings.batchSize)
     var sampling = Philox(seed: config.seed, stream: 0x0FF2)
     var window = Date()
     var windowSteps = 0
     for step in 1...settings.steps {
-        if step == settings.criticWarmupSteps + 1 { trainer.improvementScale = improvement }
+        if step == settings.criticWarmupSteps + 1 { trainer.improvementScale = improvement; trainer.actorFrozen = false }
         transitions.sample(into: batch, random: &sampling)
         let statistics = trainer.trainStep(batch: batch)
         windowSteps += 1

@@ -8,6 +8,8 @@ import Tensors
 public struct DiffusionQLSettings: Sendable, Equatable, Codable {
     /// η, the weight of the normalised Q term L_q (§2.2; per task in §2.6: 1.0 locomotion, 0.5–4.5 antmaze, 0.005 kitchen).
     public var eta = 1.0
+    /// No actor update at all (critic warm-up against a fixed, e.g. behaviour-cloned, actor).
+    public var freezeActor = false
     /// Actor Adam learning rate (§2.6: 3e-4, pen 3e-5, antmaze-medium-play 1e-3).
     public var actorLearningRate = 3e-4
     /// Critic Adam learning rate, 3e-4 for every task in the code (§2.4).
@@ -102,10 +104,21 @@ public final class DiffusionQLTrainer {
         statistics.datasetQ = regression.q1Mean
         statistics.criticGradientNorm = criticOptimizer.update()
 
-        // Actor: L_diff on the batch, then η·L_q through the whole chain, against the updated critics.
+        // Actor: L_diff on the batch, then η·L_q through the whole chain, against the updated critics. With η = 0 the
+        // chain's gradient is exactly zero, so the chain is neither sampled nor differentiated.
+        if settings.freezeActor {
+            finishStep()
+            return statistics
+        }
         policy.base.parameters.zeroGradients()
         statistics.diffusionLoss = approximation.forward(observations: batch.observations, actions: batch.actions, random: &random)
         approximation.backward(diffusionWeight: 1, denoisedGradient: nil)
+        guard settings.eta != 0 else {
+            statistics.actorLoss = statistics.diffusionLoss
+            statistics.actorGradientNorm = actorOptimizer.update()
+            finishStep()
+            return statistics
+        }
         let action = chain.sample(observations: batch.observations, random: &random)
         let (q1, q2) = critic.forward(observations: batch.observations, actions: action)
         let useFirst = random.uniform() < 0.5
@@ -120,13 +133,17 @@ public final class DiffusionQLTrainer {
         critic.backward(q1Gradient: useFirst ? gradient : nil, q2Gradient: useFirst ? nil : gradient, actionGradient: actionGradient)
         chain.backward(actionGradient: actionGradient)
         statistics.actorGradientNorm = actorOptimizer.update()
+        finishStep()
+        return statistics
+    }
 
+    /// Target networks and the step counter, after the updates of a step.
+    func finishStep() {
         if settings.targetActor.applies(atStep: step) {
             polyakUpdate(target: targetPolicy.base.parameters, source: policy.base.parameters, rate: Float(1 - settings.targetActor.decay))
         }
         critic.updateTarget(rate: Float(settings.targetUpdateRate))
         step += 1
-        return statistics
     }
 
     /// Evaluation actions (§2.7): one chunk per observation row into `actions`.

@@ -29,6 +29,8 @@ public struct EDPSettings: Sendable, Equatable, Codable {
     public var diffusionCoefficient = 1.0
     /// Weight of the policy-improvement term (`guide_coef`; the paper's "loss weight": 1.0 locomotion/antmaze, 0.1 adroit, 0.005 kitchen).
     public var guideCoefficient = 1.0
+    /// No actor update at all (critic warm-up against a fixed, e.g. behaviour-cloned, actor).
+    public var freezeActor = false
     /// TD3's α in λ = α/sg(mean |Q_j(s, â⁰)|) (§3.3, code default 2.0).
     public var td3Alpha = 2.0
     /// Max-Q backup with `maxQSamples` next actions per state (TD3 and CRR critics, §3.3).
@@ -124,6 +126,10 @@ public final class EDPTrainer {
         actorOptimizer.learningRate = cosineDecayed(settings.learningRate, step: step, steps: settings.learningRateDecaySteps)
         statistics.actorLearningRate = Double(actorOptimizer.learningRate)
         switch settings.variant {
+        case _ where settings.freezeActor:
+            if settings.variant == .iql { valueStep(batch: batch, statistics: &statistics) }
+            criticStep(batch: batch, statistics: &statistics)
+            statistics.criticGradientNorm = criticOptimizer.update()
         case .td3, .crr:
             // The policy term runs the critic's backward for dL/dâ⁰, so it goes first and the critic's gradients are
             // zeroed by the regression after it; both see the parameters before this step.

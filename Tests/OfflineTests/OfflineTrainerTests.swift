@@ -111,6 +111,46 @@ final class OfflineTrainerMechanicsTests: XCTestCase {
         }
     }
 
+    /// Critic warm-up with a frozen actor: critics (and V) train, the actor does not move; Diffusion-QL with η = 0 trains
+    /// the actor by its diffusion loss alone, exactly as the full step would with a zero Q term.
+    func testFrozenActorWarmUpTrainsOnlyTheCritics() {
+        let shape = CriticShape(observationDim: 3, actionDim: 2, hiddenDims: [16, 16, 16])
+        for variant in EDPVariant.allCases {
+            let (policy, dataset) = tinySetup(seed: 8)
+            var settings = EDPSettings(variant: variant)
+            settings.freezeActor = true
+            let trainer = EDPTrainer(policy: policy, settings: settings, critic: shape, seed: 9)
+            let actor = policy.base.parameters.valueBuffer.map { $0 }, critic = trainer.critic.parameters.valueBuffer.map { $0 }
+            var random = Philox(seed: 10)
+            let batch = dataset.makeBatch(size: 16)
+            for _ in 0..<3 {
+                dataset.sample(into: batch, random: &random)
+                let statistics = trainer.trainStep(batch: batch)
+                XCTAssertGreaterThan(statistics.criticGradientNorm, 0, "\(variant)")
+                if variant == .iql { XCTAssertGreaterThan(statistics.valueGradientNorm, 0) }
+            }
+            XCTAssertEqual(policy.base.parameters.valueBuffer.map { $0 }, actor, "\(variant): the actor stays put")
+            XCTAssertNotEqual(trainer.critic.parameters.valueBuffer.map { $0 }, critic, "\(variant)")
+            XCTAssertEqual(trainer.actorOptimizer.step, 0)
+        }
+        for freeze in [true, false] {
+            let (policy, dataset) = tinySetup(seed: 11)
+            var settings = DiffusionQLSettings()
+            settings.eta = 0
+            settings.freezeActor = freeze
+            let trainer = DiffusionQLTrainer(policy: policy, settings: settings, critic: shape, seed: 12)
+            let actor = policy.base.parameters.valueBuffer.map { $0 }
+            var random = Philox(seed: 13)
+            let batch = dataset.makeBatch(size: 16)
+            dataset.sample(into: batch, random: &random)
+            let statistics = trainer.trainStep(batch: batch)
+            XCTAssertGreaterThan(statistics.criticGradientNorm, 0)
+            XCTAssertEqual(policy.base.parameters.valueBuffer.map { $0 } == actor, freeze, "frozen: \(freeze)")
+            XCTAssertEqual(trainer.actorOptimizer.step, freeze ? 0 : 1)
+            if !freeze { XCTAssertEqual(statistics.actorLoss, statistics.diffusionLoss) }
+        }
+    }
+
     func testAdamStateRoundTrips() {
         let (policy, _) = tinySetup(seed: 7)
         let trainer = EDPTrainer(policy: policy, seed: 1)
