@@ -14,7 +14,14 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
         case .relu:
             for index in 0..<input.count { y[index] = max(x[index], 0) }
         case .mish:
-            for index in 0..<input.count { y[index] = Activation.mish(x[index]) }
+            let count = input.count, vectorEnd = count & ~7
+            var index = 0
+            while index < vectorEnd {
+                let v = UnsafeRawPointer(x + index).loadUnaligned(as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(y + index).storeBytes(of: Activation.mish(v), as: SIMD8<Float>.self)
+                index += 8
+            }
+            while index < count { y[index] = Activation.mish(x[index]); index += 1 }
         }
     }
 
@@ -26,8 +33,58 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
         case .relu:
             for index in 0..<input.count { dx[index] = x[index] > 0 ? dy[index] : 0 }
         case .mish:
-            for index in 0..<input.count { dx[index] = dy[index] * Activation.mishDerivative(x[index]) }
+            let count = input.count, vectorEnd = count & ~7
+            var index = 0
+            while index < vectorEnd {
+                let v = UnsafeRawPointer(x + index).loadUnaligned(as: SIMD8<Float>.self)
+                let g = UnsafeRawPointer(dy + index).loadUnaligned(as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(dx + index).storeBytes(of: g * Activation.mishDerivative(v), as: SIMD8<Float>.self)
+                index += 8
+            }
+            while index < count { dx[index] = dy[index] * Activation.mishDerivative(x[index]); index += 1 }
         }
+    }
+
+    /// eˣ for 8 lanes at once (Cephes expf: x = n·ln 2 + r with |r| ≤ ln 2 / 2, a degree-6 polynomial for eʳ, then
+    /// scaling by 2ⁿ through the exponent bits), within 2 ulp of `expf` on [−87, 88]; inputs outside are clamped.
+    /// Rounding and the float→int conversion use the 1.5·2²³ trick, so every step is a plain SSE2 vector operation.
+    @inline(__always)
+    static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let clamped = x.clamped(lowerBound: SIMD8(repeating: -87), upperBound: SIMD8(repeating: 88))
+        let magic = SIMD8<Float>(repeating: 12_582_912) // 1.5·2²³: adding it rounds to an integer held in the low bits
+        let shifted = clamped * 1.442_695_040_888_963_4 + magic
+        let n = shifted - magic
+        let integer = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+        var r = clamped - n * 0.693_359_375
+        r = r - n * -2.121_944_4e-4
+        var p = SIMD8<Float>(repeating: 1.987_569_15e-4)
+        p = p * r + 1.398_199_950_7e-3
+        p = p * r + 8.333_451_907_3e-3
+        p = p * r + 4.166_579_589_4e-2
+        p = p * r + 1.666_666_545_9e-1
+        p = p * r + 5.000_000_120_1e-1
+        p = p * (r * r) + r + 1
+        let scale = unsafeBitCast((integer &+ 127) &<< 23, to: SIMD8<Float>.self)
+        return p * scale
+    }
+
+    /// Mish on 8 lanes (the scalar form below, with eˣ from `exp`; above 20 the ratio is exactly 1 in float32).
+    @inline(__always)
+    static func mish(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let e = exp(x.clamped(lowerBound: SIMD8(repeating: -87), upperBound: SIMD8(repeating: 20)))
+        let n = e * (e + 2)
+        return x * n / (n + 2)
+    }
+
+    @inline(__always)
+    static func mishDerivative(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let e = exp(x.clamped(lowerBound: SIMD8(repeating: -87), upperBound: SIMD8(repeating: 20)))
+        let n = e * (e + 2)
+        let tanhSoftplus = n / (n + 2)
+        // 1 − tanh² = (1 − tanh)(1 + tanh) = 2/(n + 2)·(1 + tanh), without the cancellation of 1 − tanh² near 1.
+        let oneMinusTanhSquared = 2 / (n + 2) * (1 + tanhSoftplus)
+        let sigmoid = e / (1 + e)
+        return tanhSoftplus + x * oneMinusTanhSquared * sigmoid
     }
 
     /// Mish(x) = x·tanh(softplus(x)). With e = eˣ and n = e(e + 2), tanh(ln(1 + e)) = n/(n + 2),
@@ -40,13 +97,17 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
         return x * n / (n + 2)
     }
 
-    /// d/dx Mish = tanh(sp) + x·(1 − tanh²(sp))·σ(x), with tanh(sp) = n/(n + 2) and σ(x) = e/(1 + e).
+    /// d/dx Mish = tanh(sp) + x·(1 − tanh²(sp))·σ(x), with tanh(sp) = n/(n + 2), 1 − tanh² = 2(1 + tanh)/(n + 2) and
+    /// σ(x) = e/(1 + e).
     @inline(__always)
     public static func mishDerivative(_ x: Float) -> Float {
         if x > 20 { return 1 }
         let e = expf(x)
         let n = e * (e + 2)
         let tanhSoftplus = n / (n + 2)
-        return tanhSoftplus + x * (1 - tanhSoftplus * tanhSoftplus) * e / (1 + e)
+        // 1 − tanh² = (1 − tanh)(1 + tanh) = 2/(n + 2)·(1 + tanh), without the cancellation of 1 − tanh² near 1.
+        let oneMinusTanhSquared = 2 / (n + 2) * (1 + tanhSoftplus)
+        let sigmoid = e / (1 + e)
+        return tanhSoftplus + x * oneMinusTanhSquared * sigmoid
     }
 }

@@ -100,3 +100,27 @@ final class NetworkTests: XCTestCase {
         }
     }
 }
+
+/// The 8-lane Mish used by `Activation.forward`/`backward` against the scalar formula in Double precision.
+final class VectorMishTests: XCTestCase {
+    func testVectorMishMatchesTheScalarFormula() {
+        var values: [Float] = [-200, -87.5, -87, -50, -20, -5, -1, -1e-3, 0, 1e-3, 0.5, 1, 3, 10, 19.9, 20, 20.1, 50, 88, 500]
+        var random = Philox(seed: 3)
+        for _ in 0..<4_000 { values.append(random.uniform() * 60 - 30) }
+        while values.count % 8 != 0 { values.append(random.normal()) }
+        let input = Matrix(rows: 1, columns: values.count), output = Matrix(rows: 1, columns: values.count)
+        let ones = Matrix(rows: 1, columns: values.count), gradient = Matrix(rows: 1, columns: values.count)
+        input.data.update(from: values, count: values.count)
+        ones.fill(1)
+        Activation.mish.forward(input, into: output)
+        Activation.mish.backward(input: input, outputGradient: ones, inputGradient: gradient)
+        for (index, x) in values.enumerated() {
+            let d = Double(x), softplus = d > 30 ? d : log1p(Foundation.exp(d)), t = tanh(softplus)
+            let mish = d * t
+            let sigmoid = 1 / (1 + Foundation.exp(-d))
+            let derivative = t + d * (1 - t * t) * sigmoid
+            XCTAssertEqual(Double(output.data[index]), mish, accuracy: 1e-6 * max(1, abs(mish)), "mish(\(x))")
+            XCTAssertEqual(Double(gradient.data[index]), derivative, accuracy: 1e-6 * max(1, abs(derivative)), "mish'(\(x))")
+        }
+    }
+}
