@@ -46,11 +46,11 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
     }
 
     /// eˣ for 8 lanes at once (Cephes expf: x = n·ln 2 + r with |r| ≤ ln 2 / 2, a degree-6 polynomial for eʳ, then
-    /// scaling by 2ⁿ through the exponent bits), within 2 ulp of `expf` on [−87, 88]; inputs outside are clamped.
-    /// Rounding and the float→int conversion use the 1.5·2²³ trick, so every step is a plain SSE2 vector operation.
+    /// scaling by 2ⁿ through the exponent bits), within 2 ulp of `expf`. Every lane must lie in [−87, 88] (callers
+    /// clamp with `clampedForExp`). Rounding and the float→int conversion use the 1.5·2²³ trick, so every step is a
+    /// plain SSE2 vector operation.
     @inline(__always)
-    static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let clamped = x.clamped(lowerBound: SIMD8(repeating: -87), upperBound: SIMD8(repeating: 88))
+    static func exp(_ clamped: SIMD8<Float>) -> SIMD8<Float> {
         let magic = SIMD8<Float>(repeating: 12_582_912) // 1.5·2²³: adding it rounds to an integer held in the low bits
         let shifted = clamped * 1.442_695_040_888_963_4 + magic
         let n = shifted - magic
@@ -68,17 +68,25 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
         return p * scale
     }
 
-    /// Mish on 8 lanes (the scalar form below, with eˣ from `exp`; above 20 the ratio is exactly 1 in float32).
+    /// x limited to [−87, 20] with vector selects (`clamped` would call the generic pointwise min and max per lane):
+    /// the range `exp` needs, and above 20 Mish's ratio n/(n + 2) is exactly 1 in float32 anyway.
+    @inline(__always)
+    static func clampedForExp(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let low = SIMD8<Float>(repeating: -87), high = SIMD8<Float>(repeating: 20)
+        return x.replacing(with: low, where: x .< low).replacing(with: high, where: x .> high)
+    }
+
+    /// Mish on 8 lanes (the scalar form below, with eˣ from `exp`).
     @inline(__always)
     static func mish(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let e = exp(x.clamped(lowerBound: SIMD8(repeating: -87), upperBound: SIMD8(repeating: 20)))
+        let e = exp(clampedForExp(x))
         let n = e * (e + 2)
         return x * n / (n + 2)
     }
 
     @inline(__always)
     static func mishDerivative(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let e = exp(x.clamped(lowerBound: SIMD8(repeating: -87), upperBound: SIMD8(repeating: 20)))
+        let e = exp(clampedForExp(x))
         let n = e * (e + 2)
         let tanhSoftplus = n / (n + 2)
         // 1 − tanh² = (1 − tanh)(1 + tanh) = 2/(n + 2)·(1 + tanh), without the cancellation of 1 − tanh² near 1.
