@@ -14,6 +14,11 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
         case .relu:
             for index in 0..<input.count { y[index] = max(x[index], 0) }
         case .mish:
+            #if DEBUG
+            // Unoptimized SIMD code runs each lane through generic calls; scalar code with the same operations gives
+            // the same results, fast enough for the tests.
+            for index in 0..<input.count { y[index] = Activation.mish(x[index]) }
+            #else
             let count = input.count, vectorEnd = count & ~7
             var index = 0
             while index < vectorEnd {
@@ -22,6 +27,7 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
                 index += 8
             }
             while index < count { y[index] = Activation.mish(x[index]); index += 1 }
+            #endif
         }
     }
 
@@ -33,6 +39,9 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
         case .relu:
             for index in 0..<input.count { dx[index] = x[index] > 0 ? dy[index] : 0 }
         case .mish:
+            #if DEBUG
+            for index in 0..<input.count { dx[index] = dy[index] * Activation.mishDerivative(x[index]) }
+            #else
             let count = input.count, vectorEnd = count & ~7
             var index = 0
             while index < vectorEnd {
@@ -42,15 +51,45 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
                 index += 8
             }
             while index < count { dx[index] = dy[index] * Activation.mishDerivative(x[index]); index += 1 }
+            #endif
         }
+    }
+
+    /// eˣ without a library call, so that loops over it vectorize (Cephes expf: x = n·ln 2 + r with |r| ≤ ln 2 / 2, a
+    /// degree-6 polynomial for eʳ, then scaling by 2ⁿ through the exponent bits); within 2 ulp of `expf`. x must lie in
+    /// [−87, 88]. Rounding and the float→int conversion use the 1.5·2²³ trick: every operation is a plain float or
+    /// integer one, which the optimizer turns into SSE2 vector code (and a debug build runs as cheap scalar code).
+    @inline(__always)
+    static func exponential(_ x: Float) -> Float {
+        let magic: Float = 12_582_912 // 1.5·2²³: adding it rounds to an integer held in the low mantissa bits
+        let shifted = x * 1.442_695_040_888_963_4 + magic
+        let n = shifted - magic
+        let integer = Int32(bitPattern: shifted.bitPattern) &- 0x4B40_0000
+        var r = x - n * 0.693_359_375
+        r = r - n * -2.121_944_4e-4
+        var p: Float = 1.987_569_15e-4
+        p = p * r + 1.398_199_950_7e-3
+        p = p * r + 8.333_451_907_3e-3
+        p = p * r + 4.166_579_589_4e-2
+        p = p * r + 1.666_666_545_9e-1
+        p = p * r + 5.000_000_120_1e-1
+        p = p * (r * r) + r + 1
+        return p * Float(bitPattern: UInt32(bitPattern: (integer &+ 127) &<< 23))
+    }
+
+    /// eˣ for Mish: x limited to [−87, 20] (above 20 Mish's ratio n/(n + 2) is exactly 1 in float32, and its derivative
+    /// exactly 1). Comparisons, not `min`/`max`, keep NaN a NaN.
+    @inline(__always)
+    static func mishExponential(_ x: Float) -> Float {
+        exponential(x < -87 ? -87 : (x > 20 ? 20 : x))
     }
 
     /// eˣ for 8 lanes at once (Cephes expf: x = n·ln 2 + r with |r| ≤ ln 2 / 2, a degree-6 polynomial for eʳ, then
     /// scaling by 2ⁿ through the exponent bits), within 2 ulp of `expf`. Every lane must lie in [−87, 88] (callers
-    /// clamp with `clampedForExp`). Rounding and the float→int conversion use the 1.5·2²³ trick, so every step is a
+    /// clamp with `clampedForExp`); the same operations as the scalar `exponential`, so the same results. Rounding and the float→int conversion use the 1.5·2²³ trick, so every step is a
     /// plain SSE2 vector operation.
     @inline(__always)
-    static func exp(_ clamped: SIMD8<Float>) -> SIMD8<Float> {
+    static func exponential(_ clamped: SIMD8<Float>) -> SIMD8<Float> {
         let magic = SIMD8<Float>(repeating: 12_582_912) // 1.5·2²³: adding it rounds to an integer held in the low bits
         let shifted = clamped * 1.442_695_040_888_963_4 + magic
         let n = shifted - magic
@@ -79,14 +118,14 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
     /// Mish on 8 lanes (the scalar form below, with eˣ from `exp`).
     @inline(__always)
     static func mish(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let e = exp(clampedForExp(x))
+        let e = exponential(clampedForExp(x))
         let n = e * (e + 2)
         return x * n / (n + 2)
     }
 
     @inline(__always)
     static func mishDerivative(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let e = exp(clampedForExp(x))
+        let e = exponential(clampedForExp(x))
         let n = e * (e + 2)
         let tanhSoftplus = n / (n + 2)
         // 1 − tanh² = (1 − tanh)(1 + tanh) = 2/(n + 2)·(1 + tanh), without the cancellation of 1 − tanh² near 1.
@@ -96,11 +135,10 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
     }
 
     /// Mish(x) = x·tanh(softplus(x)). With e = eˣ and n = e(e + 2), tanh(ln(1 + e)) = n/(n + 2),
-    /// so one exponential suffices (the hot loop of every Mish network).
+    /// so one exponential suffices (the hot loop of every Mish network), and no branch.
     @inline(__always)
     public static func mish(_ x: Float) -> Float {
-        if x > 20 { return x }
-        let e = expf(x)
+        let e = mishExponential(x)
         let n = e * (e + 2)
         return x * n / (n + 2)
     }
@@ -109,8 +147,7 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
     /// σ(x) = e/(1 + e).
     @inline(__always)
     public static func mishDerivative(_ x: Float) -> Float {
-        if x > 20 { return 1 }
-        let e = expf(x)
+        let e = mishExponential(x)
         let n = e * (e + 2)
         let tanhSoftplus = n / (n + 2)
         // 1 − tanh² = (1 − tanh)(1 + tanh) = 2/(n + 2)·(1 + tanh), without the cancellation of 1 − tanh² near 1.

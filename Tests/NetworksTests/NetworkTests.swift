@@ -101,7 +101,7 @@ final class NetworkTests: XCTestCase {
     }
 }
 
-/// The 8-lane Mish used by `Activation.forward`/`backward` against the scalar formula in Double precision.
+/// Mish and its derivative (scalar and 8-lane) against the formula in Double precision.
 final class VectorMishTests: XCTestCase {
     func testVectorMishMatchesTheScalarFormula() {
         var values: [Float] = [-200, -87.5, -87, -50, -20, -5, -1, -1e-3, 0, 1e-3, 0.5, 1, 3, 10, 19.9, 20, 20.1, 50, 88, 500]
@@ -114,6 +114,17 @@ final class VectorMishTests: XCTestCase {
         ones.fill(1)
         Activation.mish.forward(input, into: output)
         Activation.mish.backward(input: input, outputGradient: ones, inputGradient: gradient)
+        // The 8-lane functions (release builds' forward and backward) perform the scalar ones' operations: equal bits.
+        for start in stride(from: 0, to: values.count, by: 8) {
+            let lanes = SIMD8<Float>(values[start..<(start + 8)])
+            let (mish, derivative) = (Activation.mish(lanes), Activation.mishDerivative(lanes))
+            for lane in 0..<8 {
+                XCTAssertEqual(mish[lane].bitPattern, Activation.mish(lanes[lane]).bitPattern, "mish(\(lanes[lane]))")
+                XCTAssertEqual(derivative[lane].bitPattern, Activation.mishDerivative(lanes[lane]).bitPattern, "mish'(\(lanes[lane]))")
+            }
+        }
+        XCTAssertTrue(Activation.mish(Float.nan).isNaN)
+        XCTAssertTrue(Activation.mish(SIMD8<Float>(repeating: .nan))[0].isNaN)
         for (index, x) in values.enumerated() {
             let d = Double(x), softplus = d > 30 ? d : log1p(Foundation.exp(d)), t = tanh(softplus)
             let mish = d * t
