@@ -317,12 +317,32 @@ public final class Learner {
         if let noticeBytes = try? codec.encode(notice) { _ = try? publisher.send(noticeBytes) }
     }
 
-    /// Where one actor's stream of the current version stands while a batch is collected.
+    /// Where one actor's stream stands while a batch is collected: the batch rows it fills (strict mode: also the
+    /// step its next segment must start at), the offset in the actor's quota its next segment must have (async mode),
+    /// the last segment's sequence number, and what the segments used so far held.
     struct StreamProgress {
-        var nextStep = 0
+        var rows = 0
+        var nextOffset = 0
         var lastSequence: UInt64 = 0
         var segments = 0
         var episodeReturns: [Double] = []
+
+        /// Continues the stream with `segment` (sequence number `sequence`), just placed at its end.
+        mutating func extend(with segment: Segment, sequence: UInt64, quota: Int) {
+            rows += segment.steps
+            nextOffset = (segment.stepOffset + segment.steps) % quota
+            lastSequence = sequence
+            segments += 1
+            episodeReturns += segment.episodeReturns.map(Double.init)
+        }
+    }
+
+    /// Places `segment` at the end of its actor's stream and counts it.
+    func accept(_ segment: Segment, sequence: UInt64, into stream: inout StreamProgress) {
+        place(segment, at: stream.rows)
+        stream.extend(with: segment, sequence: sequence, quota: config.train.stepsPerIteration)
+        segmentsReceived += 1
+        traffic.decisions += segment.steps * segment.environments
     }
 
     /// Receives segments until every actor has delivered `n_steps` decisions of the current version.
@@ -349,13 +369,13 @@ public final class Learner {
         var lastSegment = [Date](repeating: Date(), count: streams.count), lastStallCheck = Date()
         var redos = [Int](repeating: 0, count: streams.count), redoPending = [Bool](repeating: false, count: streams.count)
         defer { control.publish { $0.redo = [:] } }
-        while streams.contains(where: { $0.nextStep < steps }) {
+        while streams.contains(where: { $0.rows < steps }) {
             if Date().timeIntervalSince(lastStallCheck) > 1 {
                 lastStallCheck = Date()
                 requestRedoOfStalledStreams(streams, lastSegment: &lastSegment, redos: &redos, pending: &redoPending, control: control, log: log)
             }
             let received = try receiveSegment(pull: pull, publisher: publisher, countingQueue: &countingQueue, lastProgress: lastProgress,
-                                              lastNotice: &lastNotice, missing: { streams.enumerated().filter { $0.element.nextStep < steps }.map(\.offset) },
+                                              lastNotice: &lastNotice, missing: { streams.enumerated().filter { $0.element.rows < steps }.map(\.offset) },
                                               admit: { message in
                 let lag = message.policyVersion <= policyVersion ? policyVersion - message.policyVersion : 2
                 traffic.lag[Int(min(lag, 2))] += 1
@@ -365,8 +385,8 @@ public final class Learner {
             guard var (segment, message) = received else { continue }
             var stream = streams[segment.actorIndex]
             lastSegment[segment.actorIndex] = Date()
-            guard stream.nextStep < steps else { drop("duplicate"); continue }
-            guard segment.stepOffset == 0 || (segment.stepOffset == stream.nextStep && message.sequence == stream.lastSequence &+ 1) else {
+            guard stream.rows < steps else { drop("duplicate"); continue }
+            guard segment.stepOffset == 0 || (segment.stepOffset == stream.rows && message.sequence == stream.lastSequence &+ 1) else {
                 drop("out_of_order"); continue
             }
             if let reason = resolveChains(&segment, log: logSink ?? Cluster.log) { drop(reason); continue }
@@ -379,14 +399,8 @@ public final class Learner {
                 redoPending[segment.actorIndex] = false
                 control.publish { $0.redo[segment.actorIndex] = nil }
             }
-            place(segment)
-            stream.nextStep = segment.stepOffset + segment.steps
-            stream.lastSequence = message.sequence
-            stream.segments += 1
-            stream.episodeReturns += segment.episodeReturns.map(Double.init)
+            accept(segment, sequence: message.sequence, into: &stream)
             streams[segment.actorIndex] = stream
-            segmentsReceived += 1
-            traffic.decisions += segment.steps * segment.environments
             lastProgress = Date()
         }
         return streams.flatMap(\.episodeReturns)
@@ -401,7 +415,7 @@ public final class Learner {
     func requestRedoOfStalledStreams(_ streams: [StreamProgress], lastSegment: inout [Date], redos: inout [Int], pending: inout [Bool],
                                      control: ControlServer, log: (String) -> Void) {
         let steps = config.train.stepsPerIteration, maxRedos = 3
-        for (index, stream) in streams.enumerated() where stream.nextStep < steps && redos[index] < maxRedos && !pending[index] {
+        for (index, stream) in streams.enumerated() where stream.rows < steps && redos[index] < maxRedos && !pending[index] {
             guard Date().timeIntervalSince(lastSegment[index]) > config.cluster.stallTimeoutSeconds,
                   let report = control.report(actor: index), report.policyVersion == policyVersion, report.sequence > stream.lastSequence else { continue }
             let version = policyVersion
@@ -410,7 +424,7 @@ public final class Learner {
             redos[index] += 1
             pending[index] = true
             redoRequests += 1
-            log("learner: actor \(index) sent version \(policyVersion) up to sequence \(report.sequence), but its stream stops at step \(stream.nextStep) of \(steps) (sequence \(stream.lastSequence)): asking it to roll the version again (\(redos[index]) of at most \(maxRedos) this batch)")
+            log("learner: actor \(index) sent version \(policyVersion) up to sequence \(report.sequence), but its stream stops at step \(stream.rows) of \(steps) (sequence \(stream.lastSequence)): asking it to roll the version again (\(redos[index]) of at most \(maxRedos) this batch)")
         }
     }
 
@@ -494,10 +508,9 @@ public final class Learner {
         logSink?("learner: " + parts.joined(separator: "; ") + " (at most one such line per 10 s; all counted in metrics.jsonl)")
     }
 
-    /// Copies `segment` into its actor's streams from batch step `firstStep` (default: its own step offset).
-    func place(_ segment: Segment, at firstStep: Int? = nil) {
+    /// Copies `segment` into its actor's streams from batch step `start`.
+    func place(_ segment: Segment, at start: Int) {
         let e = segment.environments, o = observationWidth, c = config.recordWidth
-        let start = firstStep ?? segment.stepOffset
         for step in 0..<segment.steps {
             for environment in 0..<e {
                 let source = step * e + environment
@@ -552,15 +565,6 @@ public final class Learner {
         return BehaviourPolicies(snapshots: snapshots, rowSnapshots: rows)
     }
 
-    /// Where one actor's stream stands while an async batch is collected.
-    struct AsyncStream {
-        var rows = 0
-        var nextOffset = 0
-        var lastSequence: UInt64 = 0
-        var segments = 0
-        var episodeReturns: [Double] = []
-    }
-
     /// Async mode (`cluster.sync: async`): receives segments until every actor's streams hold `n_steps` decisions, and
     /// returns the returns of the training episodes that finished in them.
     ///
@@ -578,7 +582,7 @@ public final class Learner {
     /// Segments are counted in `transport/policy_lag/*` when judged for a batch (a carried one in the batch that uses it).
     func collectAsyncBatch(pull: Socket, publisher: Socket, control: ControlServer, log: (String) -> Void) throws -> [Double] {
         let steps = config.train.stepsPerIteration
-        var streams = [AsyncStream](repeating: AsyncStream(), count: config.cluster.actors)
+        var streams = [StreamProgress](repeating: StreamProgress(), count: config.cluster.actors)
         var lastProgress = Date(), lastNotice = Date()
         traffic = Traffic()
         let maxLag = UInt64(config.cluster.maxPolicyLag)
@@ -601,18 +605,11 @@ public final class Learner {
                 && stream.rows + segment.steps <= steps
             if !continues {
                 if stream.segments > 0 { drop("restarted_stream", stream.segments) }
-                stream = AsyncStream()
+                stream = StreamProgress()
                 guard segment.steps <= steps else { drop("bad_shape"); return }
             }
-            place(segment, at: stream.rows)
-            stream.rows += segment.steps
-            stream.nextOffset = (segment.stepOffset + segment.steps) % steps
-            stream.lastSequence = sequence
-            stream.segments += 1
-            stream.episodeReturns += segment.episodeReturns.map(Double.init)
+            accept(segment, sequence: sequence, into: &stream)
             streams[segment.actorIndex] = stream
-            segmentsReceived += 1
-            traffic.decisions += segment.steps * segment.environments
             lastProgress = Date()
         }
 
