@@ -17,6 +17,13 @@ struct DPPOCommand: ParsableCommand {
 }
 
 /// Options every command that reads a config shares.
+/// Prints `value` as one line of JSON with sorted keys.
+func printJSON<Value: Encodable>(_ value: Value) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
 struct ConfigOptions: ParsableArguments {
     @Option(name: .long, help: "YAML config file (see configs/).")
     var config: String
@@ -123,9 +130,7 @@ extension DPPOCommand {
             let result = try evaluateCheckpoint(config: config, checkpoint: URL(fileURLWithPath: checkpoint), episodes: episodes,
                                                 mode: stochastic ? .exploration : .deterministic)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+                try printJSON(result)
             } else {
                 print(String(format: "eval (%@): return %.2f ± %.2f over %d episodes (min %.2f, max %.2f)", stochastic ? "stochastic" : "deterministic",
                              result.meanReturn, result.stdReturn, result.episodes, result.minReturn, result.maxReturn))
@@ -214,9 +219,7 @@ extension DPPOCommand {
                 let report = try Benchmarks.cluster(binary: binary, configPath: config, overrides: overrides, actors: actors, iterations: iterations,
                                                     seconds: seconds, chainTransports: seededChains ? ["full", "seeded"] : ["full"], log: say)
                 if json {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys]
-                    print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                    try printJSON(report)
                 }
                 return
             }
@@ -229,9 +232,7 @@ extension DPPOCommand {
                     reports.append(try Benchmarks.wirePath(config: config, checkpoint: checkpoint.map { URL(fileURLWithPath: $0) }, seconds: seconds, log: say))
                 }
                 if json {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys]
-                    print(String(decoding: try encoder.encode(reports), as: UTF8.self))
+                    try printJSON(reports)
                 }
                 return
             }
