@@ -1,3 +1,4 @@
+import Diffusion
 import Networks
 import Tensors
 
@@ -16,6 +17,14 @@ public struct CriticShape: Sendable, Equatable, Codable {
         self.actionDim = actionDim
         self.hiddenDims = hiddenDims
         self.activation = activation
+    }
+
+    /// `requested`, or the default 256×3 Mish on `policy`'s observation and chunk widths; its widths must fit the policy.
+    static func resolved(_ requested: CriticShape?, for policy: DiffusionPolicy) -> CriticShape {
+        let shape = requested ?? CriticShape(observationDim: policy.base.shape.observationDim, actionDim: policy.settings.chunkWidth)
+        precondition(shape.observationDim == policy.base.shape.observationDim && shape.actionDim == policy.settings.chunkWidth,
+                     "critic widths \(shape.observationDim), \(shape.actionDim) do not fit the policy")
+        return shape
     }
 }
 

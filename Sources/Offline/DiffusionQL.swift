@@ -62,9 +62,7 @@ public final class DiffusionQLTrainer {
     /// - sampler: draws next actions from the EMA actor and evaluation candidates (DDPM by default).
     public init(policy: DiffusionPolicy, settings: DiffusionQLSettings = DiffusionQLSettings(), critic criticShape: CriticShape? = nil,
                 sampler: ChunkSampler = DDPMChunkSampler(), seed: UInt64) {
-        let shape = criticShape ?? CriticShape(observationDim: policy.base.shape.observationDim, actionDim: policy.settings.chunkWidth)
-        precondition(shape.observationDim == policy.base.shape.observationDim && shape.actionDim == policy.settings.chunkWidth,
-                     "critic widths \(shape.observationDim), \(shape.actionDim) do not fit the policy")
+        let shape = CriticShape.resolved(criticShape, for: policy)
         self.policy = policy
         self.settings = settings
         self.sampler = sampler

@@ -86,9 +86,7 @@ public final class EDPTrainer {
     /// - sampler: draws TD-target next actions and selection candidates (DDPM here; EDP's paper uses DPM-Solver).
     public init(policy: DiffusionPolicy, settings: EDPSettings = EDPSettings(), critic criticShape: CriticShape? = nil,
                 sampler: ChunkSampler = DDPMChunkSampler(), seed: UInt64) {
-        let shape = criticShape ?? CriticShape(observationDim: policy.base.shape.observationDim, actionDim: policy.settings.chunkWidth)
-        precondition(shape.observationDim == policy.base.shape.observationDim && shape.actionDim == policy.settings.chunkWidth,
-                     "critic widths \(shape.observationDim), \(shape.actionDim) do not fit the policy")
+        let shape = CriticShape.resolved(criticShape, for: policy)
         self.policy = policy
         self.settings = settings
         self.sampler = sampler
