@@ -42,15 +42,17 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Float64 reference layers and the finite-difference gradient check, shared by the tests below.
+        .target(name: "ReferenceNetworks", dependencies: ["Networks", "Tensors"], path: "Tests/ReferenceNetworks"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
-        .testTarget(name: "NetworksTests", dependencies: ["Networks"]),
-        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "NetworksTests", dependencies: ["Networks", "ReferenceNetworks"]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "ReferenceNetworks"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EnvironmentsTests", dependencies: ["Environments"]),
         .testTarget(name: "AlgorithmsTests", dependencies: ["Algorithms"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster"]),
         .testTarget(name: "ParityTests", dependencies: ["Diffusion", "Algorithms", "Networks", "Tensors"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "OfflineTests", dependencies: ["Offline", "Diffusion", "Networks", "Tensors", "Datasets"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "OfflineTests", dependencies: ["Offline", "Diffusion", "Networks", "Tensors", "Datasets", "ReferenceNetworks"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Networks", "Tensors"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]

@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 @testable import Diffusion
 import Networks
+import ReferenceNetworks
 import Tensors
 
 /// The transition log-likelihood's gradient (through x̂₀ clamp, posterior mean, Gaussian density,
@@ -54,7 +55,7 @@ final class LikelihoodGradientTests: XCTestCase {
             return (previous.squareRoot() * denoised + max(1 - previous - sigma * sigma, 0).squareRoot() * recomputed, sigma)
         }
         func referenceLoss() -> Double {
-            let epsilon = ReferenceForward.diffusionMLP(policy.fineTuned, chunk: inputs, timesteps: timesteps.map { Double($0 * ratio) }, observation: observations)
+            let epsilon = Reference.diffusionMLP(policy.fineTuned, chunk: inputs.rowsAsDoubles, timesteps: timesteps.map { Double($0 * ratio) }, observation: observations.rowsAsDoubles)
             var total = 0.0
             for row in 0..<count {
                 let t = timesteps[row]
@@ -94,34 +95,5 @@ final class LikelihoodGradientTests: XCTestCase {
         }
         XCTAssertGreaterThan(norm, 0)
         XCTAssertLessThan(difference.squareRoot() / norm.squareRoot(), 1e-3)
-    }
-}
-
-/// Float64 forward pass of the DiffusionMLP (same equations as NetworksTests' reference).
-enum ReferenceForward {
-    static func linear(_ x: [[Double]], _ p: Parameters, _ name: String) -> [[Double]] {
-        let w = p.entry(named: name + ".weight")!, b = p.entry(named: name + ".bias")!
-        let outputs = w.shape[0], inputs = w.shape[1]
-        return x.map { row in (0..<outputs).map { o in
-            var sum = Double(p.values[b.offset + o])
-            for i in 0..<inputs { sum += Double(p.values[w.offset + o * inputs + i]) * row[i] }
-            return sum
-        } }
-    }
-    static func act(_ x: [[Double]], _ a: Activation) -> [[Double]] {
-        x.map { $0.map { v in a == .relu ? max(v, 0) : v * tanh(v > 20 ? v : log1p(exp(v))) } }
-    }
-    static func diffusionMLP(_ network: DiffusionMLP, chunk: Matrix, timesteps: [Double], observation: Matrix) -> [[Double]] {
-        let p = network.parameters, d = network.shape.timeDim, half = d / 2
-        let frequencies = (0..<half).map { exp(-Double($0) * log(10_000.0) / Double(half - 1)) }
-        let features = timesteps.map { t in frequencies.map { sin(t * $0) } + frequencies.map { cos(t * $0) } }
-        let embedding = linear(act(linear(features, p, "time_embedding.0"), .mish), p, "time_embedding.1")
-        let rows = (0..<chunk.rows).map { r in (0..<chunk.columns).map { Double(chunk[r, $0]) } + embedding[r] + (0..<observation.columns).map { Double(observation[r, $0]) } }
-        var h = linear(rows, p, "mlp_mean.input")
-        for block in 0..<((network.shape.mlpDims.count - 1) / 2) {
-            let branch = linear(act(linear(act(h, network.shape.activation), p, "mlp_mean.block\(block).a"), network.shape.activation), p, "mlp_mean.block\(block).b")
-            h = zip(h, branch).map { zip($0, $1).map(+) }
-        }
-        return linear(h, p, "mlp_mean.output")
     }
 }

@@ -1,5 +1,6 @@
 import XCTest
 @testable import Networks
+import ReferenceNetworks
 import Tensors
 
 /// Finite-difference gradient checks of every layer and of the full networks (relative error < 1e−3).

@@ -3,6 +3,7 @@ import Diffusion
 import Foundation
 import Networks
 @testable import Offline
+import ReferenceNetworks
 import Tensors
 import XCTest
 
@@ -44,7 +45,7 @@ final class OfflineGradientTests: XCTestCase {
             let v2 = OfflineReference.q("q2", critic, observations: s.rowsAsDoubles, actions: actions)
             return (0..<5).reduce(0.0) { $0 + v1[$1] * Double(r1[$1, 0]) + v2[$1] * Double(r2[$1, 0]) }
         }
-        let check = offlineGradientCheck(critic.parameters) { loss(a.rowsAsDoubles) }
+        let check = gradientCheck(critic.parameters, coordinatesPerTensor: 16) { loss(a.rowsAsDoubles) }
         XCTAssertLessThan(check.worst, 1e-3, "worst tensor \(check.name)")
         let h = 1e-6
         for row in 0..<5 { for column in 0..<4 {
@@ -78,7 +79,7 @@ final class OfflineGradientTests: XCTestCase {
         let gradient = Matrix(rows: 6, columns: 1)
         _ = expectileLoss(targets: targets, values: v.data, count: 6, expectile: 0.7, valueGradient: gradient.data)
         value.backward(observations: s, valueGradient: gradient)
-        let check = offlineGradientCheck(value.parameters) {
+        let check = gradientCheck(value.parameters, coordinatesPerTensor: 16) {
             let values = OfflineReference.feedForward(s.rowsAsDoubles, value.parameters, prefix: "v", layers: 4).map { $0[0] }
             return (0..<6).reduce(0.0) { sum, row in
                 let u = Double(targets[row]) - values[row]
@@ -99,7 +100,7 @@ final class OfflineGradientTests: XCTestCase {
         let z = Matrix(rows: rows, columns: width)
         for t in stride(from: policy.settings.denoisingSteps - 1, through: 0, by: -1) {
             let step = policy.reverseStep(t, mode: .deterministic)
-            let e = OfflineReference.epsilon(policy.base, chunk: x, timesteps: [Double](repeating: Double(step.networkTime), count: rows),
+            let e = Reference.diffusionMLP(policy.base, chunk: x, timesteps: [Double](repeating: Double(step.networkTime), count: rows),
                                              observation: observations.rowsAsDoubles)
             replay.fillNormal(z.data, count: rows * width)
             x = (0..<rows).map { row in (0..<width).map { element in
@@ -130,7 +131,7 @@ final class OfflineGradientTests: XCTestCase {
         let actionGradient = Matrix(rows: 0, columns: 4)
         critic.backward(q1Gradient: gradient, q2Gradient: nil, actionGradient: actionGradient)
         chain.backward(actionGradient: actionGradient)
-        let check = offlineGradientCheck(policy.base.parameters) {
+        let check = gradientCheck(policy.base.parameters, coordinatesPerTensor: 16) {
             let sampled = referenceChain(policy, observations: observations, random: start)
             let q = OfflineReference.q("q1", critic, observations: observations.rowsAsDoubles, actions: sampled)
             return -eta * q.reduce(0, +) / 4 / normaliser
@@ -147,7 +148,7 @@ final class OfflineGradientTests: XCTestCase {
         let steps = (0..<rows).map { _ in replay.integer(below: schedule.steps) }
         let clean = actions.rowsAsDoubles, epsilon = noise.rowsAsDoubles
         let noisy = (0..<rows).map { row in (0..<width).map { schedule.sqrtAlphasCumulative[steps[row]] * clean[row][$0] + schedule.sqrtOneMinusAlphasCumulative[steps[row]] * epsilon[row][$0] } }
-        let predicted = OfflineReference.epsilon(policy.base, chunk: noisy, timesteps: steps.map(Double.init), observation: observations.rowsAsDoubles)
+        let predicted = Reference.diffusionMLP(policy.base, chunk: noisy, timesteps: steps.map(Double.init), observation: observations.rowsAsDoubles)
         var loss = 0.0
         var denoised = noisy
         for row in 0..<rows { for element in 0..<width {
@@ -172,7 +173,7 @@ final class OfflineGradientTests: XCTestCase {
         XCTAssertEqual(loss, reference.loss, accuracy: 1e-5 * max(1, reference.loss))
         XCTAssertEqual(approximation.denoised.rowsAsDoubles.flatMap { $0 }, reference.denoised.flatMap { $0 }, accuracy: 1e-4)
         approximation.backward(diffusionWeight: 0.5, denoisedGradient: r)
-        let check = offlineGradientCheck(policy.base.parameters) {
+        let check = gradientCheck(policy.base.parameters, coordinatesPerTensor: 16) {
             let value = referenceApproximation(policy, observations: observations, actions: actions, random: start)
             var projected = 0.0
             for row in 0..<6 { for element in 0..<4 { projected += value.denoised[row][element] * Double(r[row, element]) } }
@@ -251,7 +252,7 @@ final class OfflineGradientTests: XCTestCase {
                 XCTAssertEqual(Double(trainer.weights.data[row]), expectedWeights[row], accuracy: 1e-4 * max(1, expectedWeights[row]), "\(variant) weight \(row)")
             }
             let weights = (0..<5).map { Double(trainer.weights.data[$0]) }
-            let check = offlineGradientCheck(policy.base.parameters) {
+            let check = gradientCheck(policy.base.parameters, coordinatesPerTensor: 16) {
                 let value = referenceApproximation(policy, observations: batch.observations, actions: batch.actions, random: start)
                 var guide = 0.0
                 for row in 0..<5 {
@@ -283,7 +284,7 @@ final class OfflineGradientTests: XCTestCase {
         let denoised = trainer.approximation.denoised.rowsAsDoubles
         let values = OfflineReference.q(name, trainer.critic, observations: batch.observations.rowsAsDoubles, actions: denoised)
         let lambda = 2.0 / (values.map(abs).reduce(0, +) / 5)
-        let check = offlineGradientCheck(policy.base.parameters) {
+        let check = gradientCheck(policy.base.parameters, coordinatesPerTensor: 16) {
             let value = referenceApproximation(policy, observations: batch.observations, actions: batch.actions, random: start)
             let q = OfflineReference.q(name, trainer.critic, observations: batch.observations.rowsAsDoubles, actions: value.denoised)
             return value.loss - lambda * q.reduce(0, +) / 5

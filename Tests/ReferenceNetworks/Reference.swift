@@ -1,17 +1,18 @@
 import Foundation
-@testable import Networks
+import Networks
 import Tensors
 
-/// Plain Float64 re-implementations of the layers, reading the same parameter buffers.
+/// Plain Float64 re-implementations of the layers, reading the same parameter buffers (shared by the test targets of
+/// Networks, Diffusion and Offline).
 /// Gradient checks take finite differences of these (step 1e−6, no Float32 rounding noise) and
 /// compare them with the Float32 backward passes; forward passes are compared too.
-enum Reference {
-    static func parameter(_ parameters: Parameters, _ name: String) -> (values: [Double], shape: [Int]) {
+public enum Reference {
+    public static func parameter(_ parameters: Parameters, _ name: String) -> (values: [Double], shape: [Int]) {
         let entry = parameters.entry(named: name)!
         return ((0..<entry.count).map { Double(parameters.values[entry.offset + $0]) }, entry.shape)
     }
 
-    static func linear(_ x: [[Double]], _ parameters: Parameters, _ name: String) -> [[Double]] {
+    public static func linear(_ x: [[Double]], _ parameters: Parameters, _ name: String) -> [[Double]] {
         let (w, shape) = parameter(parameters, name + ".weight")
         let (b, _) = parameter(parameters, name + ".bias")
         let outputs = shape[0], inputs = shape[1]
@@ -24,7 +25,7 @@ enum Reference {
         }
     }
 
-    static func activate(_ x: [[Double]], _ activation: Activation) -> [[Double]] {
+    public static func activate(_ x: [[Double]], _ activation: Activation) -> [[Double]] {
         x.map { row in row.map { v in
             switch activation {
             case .relu: return max(v, 0)
@@ -35,7 +36,7 @@ enum Reference {
         } }
     }
 
-    static func residualMLP(_ x: [[Double]], _ parameters: Parameters, prefix: String, blocks: Int, activation: Activation) -> [[Double]] {
+    public static func residualMLP(_ x: [[Double]], _ parameters: Parameters, prefix: String, blocks: Int, activation: Activation) -> [[Double]] {
         var h = linear(x, parameters, "\(prefix).input")
         for block in 0..<blocks {
             let inner = activate(linear(activate(h, activation), parameters, "\(prefix).block\(block).a"), activation)
@@ -45,14 +46,14 @@ enum Reference {
         return linear(h, parameters, "\(prefix).output")
     }
 
-    static func sinusoid(_ t: Double, dimension: Int) -> [Double] {
+    public static func sinusoid(_ t: Double, dimension: Int) -> [Double] {
         let half = dimension / 2
         let scale = log(10_000.0) / Double(half - 1)
         let frequencies = (0..<half).map { exp(-Double($0) * scale) }
         return frequencies.map { sin(t * $0) } + frequencies.map { cos(t * $0) }
     }
 
-    static func diffusionMLP(_ network: DiffusionMLP, chunk: [[Double]], timesteps: [Double], observation: [[Double]]) -> [[Double]] {
+    public static func diffusionMLP(_ network: DiffusionMLP, chunk: [[Double]], timesteps: [Double], observation: [[Double]]) -> [[Double]] {
         let p = network.parameters
         let features = timesteps.map { sinusoid($0, dimension: network.shape.timeDim) }
         let embedding = linear(activate(linear(features, p, "time_embedding.0"), .mish), p, "time_embedding.1")
@@ -62,13 +63,13 @@ enum Reference {
 }
 
 extension Matrix {
-    var rowsAsDoubles: [[Double]] { (0..<rows).map { r in (0..<columns).map { Double(self[r, $0]) } } }
+    public var rowsAsDoubles: [[Double]] { (0..<rows).map { r in (0..<columns).map { Double(self[r, $0]) } } }
 }
 
 /// Compares analytical gradients with central differences of a Float64 loss, over every parameter
 /// tensor (a sample of coordinates from each). Returns the worst per-tensor relative error
 /// ‖g − g_fd‖ / max(‖g‖, ‖g_fd‖, 1e−12).
-func gradientCheck(_ parameters: Parameters, coordinatesPerTensor: Int = 24, step: Double = 1e-6, seed: UInt64 = 5,
+public func gradientCheck(_ parameters: Parameters, coordinatesPerTensor: Int = 24, step: Double = 1e-6, seed: UInt64 = 5,
                    loss: () -> Double) -> (worst: Double, name: String) {
     var random = Philox(seed: seed)
     var worst = 0.0, worstName = ""
