@@ -35,7 +35,7 @@ public final class Actor {
 
     /// The version a heartbeat reply asks this actor to roll again (strict mode, lost segments), if any.
     func redoVersion(in reply: WireMessage) -> UInt64? {
-        guard reply.tensors.contains(where: { $0.name == "meta" }), let meta = try? Messages.readMeta(reply) else { return nil }
+        guard let meta = Messages.optionalMeta(reply) else { return nil }
         return (meta["redo_version"] as? String).flatMap { UInt64($0) }
     }
 
@@ -55,7 +55,7 @@ public final class Actor {
 
     /// Follows the learner's `chain_transport` and `chain_check_every` when a control reply carries them.
     func adoptChainTransport(from message: WireMessage, log: (String) -> Void) {
-        guard message.tensors.contains(where: { $0.name == "meta" }), let meta = try? Messages.readMeta(message),
+        guard let meta = Messages.optionalMeta(message),
               let name = meta["chain_transport"] as? String, let transport = ChainTransport(rawValue: name) else { return }
         let wanted: ChainTransport = seededSampler == nil ? .full : transport
         if wanted != chainTransport { log("actor: chain transport \(chainTransport.rawValue) → \(wanted.rawValue) (the learner's choice)") }
@@ -264,7 +264,7 @@ public final class Actor {
         for step in 0..<steps {
             segment.observations.append(contentsOf: environments.observations.buffer)
             if let seededSampler {
-                let seed = UInt64(random.nextUInt32()) << 32 | UInt64(random.nextUInt32())
+                let seed = random.nextUInt64()
                 withUnsafePointer(to: seed) {
                     seededSampler.sample(observations: environments.observations, seeds: UnsafeBufferPointer(start: $0, count: 1), environments: e, chains: records)
                 }

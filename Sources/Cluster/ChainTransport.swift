@@ -74,7 +74,7 @@ final class SeededChainSampler {
         let rows = steps * environments, width = policy.settings.chainWidth
         let observations = Matrix(rows: rows, columns: observationWidth)
         random.fillUniform(observations.data, count: rows * observationWidth, low: -1, high: 1)
-        let seeds = (0..<steps).map { _ in UInt64(random.nextUInt32()) << 32 | UInt64(random.nextUInt32()) }
+        let seeds = (0..<steps).map { _ in random.nextUInt64() }
         let actorChains = Matrix(rows: rows, columns: width)
         let stepObservations = Matrix(rows: environments, columns: observationWidth)
         let stepChains = Matrix(rows: environments, columns: width)

@@ -146,7 +146,7 @@ final class ControlServer: @unchecked Sendable {
             guard !current.shuttingDown else { return shutdown(request, current) }
             let index = Int(request.actorIndex)
             var report = ActorReport(policyVersion: request.policyVersion, sequence: request.sequence)
-            if request.tensors.contains(where: { $0.name == "meta" }), let meta = try? Messages.readMeta(request) {
+            if let meta = Messages.optionalMeta(request) {
                 // Statistics are informational: anything malformed reads as 0, never as an error.
                 report.environmentSteps = max(0, (meta["env_steps"] as? Int) ?? 0)
                 report.episodes = max(0, (meta["episodes"] as? Int) ?? 0)

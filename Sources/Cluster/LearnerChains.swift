@@ -59,7 +59,7 @@ extension Learner {
         guard recorded else {
             // Finite observations can still drive the network to NaN or infinity: the `non_finite` rule holds for rebuilt
             // chains as for sent ones.
-            guard Segment.allFinite([Array(rebuilt)]) else { return "non_finite" }
+            guard rebuilt.allSatisfy(\.isFinite) else { return "non_finite" }
             segment.chains = Array(rebuilt)
             return nil
         }

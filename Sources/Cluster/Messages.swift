@@ -19,6 +19,12 @@ enum Messages {
         return object
     }
 
+    /// The `meta` object of a message that may carry none (heartbeats, weights, replies): nil when absent or unreadable.
+    static func optionalMeta(_ message: WireMessage) -> [String: Any]? {
+        guard message.tensors.contains(where: { $0.name == "meta" }) else { return nil }
+        return try? readMeta(message)
+    }
+
     static func floats(_ name: String, _ pointer: UnsafePointer<Float>, count: Int, shape: [Int]) -> WireTensor {
         WireTensor(name: name, floats: UnsafeBufferPointer(start: pointer, count: count), shape: shape)
     }

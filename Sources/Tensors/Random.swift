@@ -70,10 +70,16 @@ public struct Philox: Sendable, Equatable, Codable {
         Float(nextUInt32() >> 8) * (1.0 / 16_777_216.0) + (0.5 / 16_777_216.0)
     }
 
+    /// Two words as one 64-bit value (the first in the high half).
+    @inline(__always)
+    public mutating func nextUInt64() -> UInt64 {
+        UInt64(nextUInt32()) << 32 | UInt64(nextUInt32())
+    }
+
     /// Uniform integer in 0..<bound.
     public mutating func integer(below bound: Int) -> Int {
         precondition(bound > 0)
-        let wide = UInt64(nextUInt32()) << 32 | UInt64(nextUInt32())
+        let wide = nextUInt64()
         return Int(wide % UInt64(bound))
     }
 
