@@ -122,6 +122,9 @@ public struct RunConfig: Sendable {
         public var candidates = 50
         /// `online` or `ema`: which actor copy the checkpoint exports (and evaluation uses).
         public var exportActor = ActorCopy.online
+        /// Steps of Monte Carlo critic pre-training (Q, and EDP-IQL's V, regressed on the data's discounted returns)
+        /// before the first evaluation and TD step; not counted in `steps`.
+        public var criticPretrainSteps = 0
         /// Steps in which only the critics (and the actor's behaviour-cloning loss) train.
         public var criticWarmupSteps = 0
         /// The actor during critic warm-up: `bc` (its behaviour-cloning loss only) or `frozen` (no update).
@@ -387,7 +390,11 @@ public struct RunConfig: Sendable {
         let exportName = try o.string("export_actor", default: offline.exportActor.rawValue)
         guard let export = ActorCopy(rawValue: exportName) else { throw ConfigError("offline.export_actor '\(exportName)' must be online or ema") }
         offline.exportActor = export
+        offline.criticPretrainSteps = try o.int("critic_pretrain_steps", default: offline.criticPretrainSteps)
         offline.criticWarmupSteps = try o.int("critic_warmup_steps", default: offline.criticWarmupSteps)
+        guard offline.criticPretrainSteps >= 0, offline.criticWarmupSteps >= 0 else {
+            throw ConfigError("offline.critic_pretrain_steps and critic_warmup_steps must be ≥ 0")
+        }
         offline.warmupActor = try o.string("warmup_actor", default: offline.warmupActor)
         guard ["bc", "frozen"].contains(offline.warmupActor) else { throw ConfigError("offline.warmup_actor '\(offline.warmupActor)' must be bc or frozen") }
         offline.iqlExpectile = try o.double("iql_expectile", default: offline.iqlExpectile)

@@ -57,18 +57,29 @@ public func loadPretrainingData(config: RunConfig) throws -> TrajectoryDataset {
 
 /// Rolls a checkpoint's policy out for `episodes` complete episodes (one environment each) and records every executed
 /// step in environment units: the data source of "medium"/"expert" datasets collected from partly or fully trained policies.
-public func collectPolicyEpisodes(config: RunConfig, checkpoint: URL, episodes: Int, mode: SamplingMode) throws -> TrajectoryDataset {
+///
+/// The recorded action is the control the environment executed: the policy's sample clipped to the task's action
+/// bounds, as D4RL's data holds it. A Gaussian policy samples far past the bounds (a third of the Hopper medium data's
+/// raw samples lie outside [−1, 1]), and every value past a bound acts alike; kept raw, they widen the action
+/// normalisation threefold and leave the critics of offline RL a flat region to extrapolate over.
+/// `rawActions` keeps the samples as drawn instead. Rewards are the environment's either way (Gymnasium's control
+/// cost sees the unclipped sample).
+public func collectPolicyEpisodes(config: RunConfig, checkpoint: URL, episodes: Int, mode: SamplingMode,
+                                  rawActions: Bool = false) throws -> TrajectoryDataset {
     let model = PolicyModel(config: config)
     let info = try Checkpoint.load(model, from: checkpoint)
     let environments = try config.makeEnvironments(count: episodes, seed: config.seed &+ 4242, normalization: info.normalization)
     let stateDim = environments.observationDim, actionDim = environments.actionDim
+    let task = environments.batch.task
+    let (low, high) = rawActions ? ([Float](repeating: -.infinity, count: actionDim), [Float](repeating: .infinity, count: actionDim))
+                                 : (task.actionLow, task.actionHigh)
     var states = [[Float]](repeating: [], count: episodes), actions = [[Float]](repeating: [], count: episodes)
     var rewards = [[Float]](repeating: [], count: episodes), terminals = [[Bool]](repeating: [], count: episodes)
     var finished = [Bool](repeating: false, count: episodes)
     environments.transitionObserver = { index, observation, action, reward, terminated in
         guard !finished[index] else { return }
         states[index] += UnsafeBufferPointer(start: observation, count: stateDim)
-        actions[index] += UnsafeBufferPointer(start: action, count: actionDim)
+        for column in 0..<actionDim { actions[index].append(min(max(action[column], low[column]), high[column])) }
         rewards[index].append(reward)
         terminals[index].append(terminated)
     }
@@ -83,7 +94,8 @@ public func collectPolicyEpisodes(config: RunConfig, checkpoint: URL, episodes: 
     let dataset = TrajectoryDataset(states: states.flatMap { $0 }, stateDimension: stateDim, actions: actions.flatMap { $0 }, actionDimension: actionDim,
                                     trajectoryLengths: rewards.map(\.count), rewards: rewards.flatMap { $0 }, terminals: terminals.flatMap { $0 },
                                     metadata: ["task": config.environment.spec.label,
-                                               "source": "\(checkpoint.lastPathComponent) (\(mode == .deterministic ? "deterministic" : "stochastic"))"])
+                                               "source": "\(checkpoint.lastPathComponent) (\(mode == .deterministic ? "deterministic" : "stochastic"))",
+                                               "actions": rawActions ? "sampled, unclipped" : "executed, clipped to the action bounds"])
     try dataset.validate()
     return dataset
 }

@@ -9,6 +9,7 @@ import Tensors
 /// What `dppo offline` needs from Diffusion-QL's and EDP's trainers.
 protocol OfflineTrainer: AnyObject {
     func trainStep(batch: OfflineBatch) -> OfflineStatistics
+    func pretrainCriticStep(batch: OfflineBatch) -> OfflineStatistics
     func selectActions(observations: Matrix, actions: Matrix)
     func actor(_ copy: ActorCopy) -> Parameters
     var parameterSets: [String: Parameters] { get }
@@ -155,6 +156,30 @@ public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Vo
                               to: run.checkpoints.appendingPathComponent("\(name)-critics.safetensors"))
     }
 
+    let batch = transitions.makeBatch(size: settings.batchSize)
+    var sampling = Philox(seed: config.seed, stream: 0x0FF2)
+    var window = Date()
+    var windowSteps = 0
+    if settings.criticPretrainSteps > 0 {
+        guard transitions.returns != nil else { throw ConfigError("offline.critic_pretrain_steps needs episodes to compute returns from") }
+        for step in 1...settings.criticPretrainSteps {
+            transitions.sample(into: batch, random: &sampling)
+            let statistics = trainer.pretrainCriticStep(batch: batch)
+            windowSteps += 1
+            guard statistics.criticLoss.isFinite, statistics.valueLoss.isFinite else {
+                throw ConfigError("offline: the critic pre-training loss became non-finite at step \(step); lower offline.critic_lr or grad_clip")
+            }
+            if step % settings.logEvery == 0 || step == settings.criticPretrainSteps {
+                let rate = Double(windowSteps) / max(Date().timeIntervalSince(window), 1e-9)
+                metrics.write(["critic_pretrain_step": step, "pretrain/critic_loss": statistics.criticLoss, "pretrain/value_loss": statistics.valueLoss,
+                               "pretrain/dataset_q": statistics.datasetQ, "pretrain/return": statistics.targetMean, "perf/steps_per_second": rate])
+                log(String(format: "offline: critic pre-training %6d/%d on Monte Carlo returns | critic %.4f value %.4f | Q(data) %.2f G %.2f | %.1f steps/s",
+                           step, settings.criticPretrainSteps, statistics.criticLoss, statistics.valueLoss, statistics.datasetQ, statistics.targetMean, rate))
+                window = Date()
+                windowSteps = 0
+            }
+        }
+    }
     try evaluate(step: 0)
     // Critic warm-up: with a fresh critic, the policy-improvement term of the first steps follows noise and pulls a
     // pre-trained actor off its data; the actor keeps only its behaviour-cloning loss (`warmup_actor: bc`), or is not
@@ -164,10 +189,8 @@ public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Vo
         trainer.improvementScale = 0
         trainer.actorFrozen = settings.warmupActor == "frozen"
     }
-    let batch = transitions.makeBatch(size: settings.batchSize)
-    var sampling = Philox(seed: config.seed, stream: 0x0FF2)
-    var window = Date()
-    var windowSteps = 0
+    window = Date()
+    windowSteps = 0
     for step in 1...settings.steps {
         if step == settings.criticWarmupSteps + 1 { trainer.improvementScale = improvement; trainer.actorFrozen = false }
         transitions.sample(into: batch, random: &sampling)

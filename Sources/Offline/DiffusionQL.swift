@@ -135,6 +135,15 @@ public final class DiffusionQLTrainer {
         return statistics
     }
 
+    /// One step of Monte Carlo critic pre-training (`monteCarloCriticStep`); the actor and the step counter are untouched.
+    @discardableResult
+    public func pretrainCriticStep(batch: OfflineBatch) -> OfflineStatistics {
+        var statistics = OfflineStatistics()
+        statistics.step = step
+        monteCarloCriticStep(critic: critic, optimizer: criticOptimizer, batch: batch, gradient1: gradient1, gradient2: gradient2, statistics: &statistics)
+        return statistics
+    }
+
     /// Target networks and the step counter, after the updates of a step.
     func finishStep() {
         if settings.targetActor.applies(atStep: step) {

@@ -271,6 +271,24 @@ public final class EDPTrainer {
         statistics.datasetQ = regression.q1Mean
     }
 
+    /// One step of Monte Carlo critic pre-training (`monteCarloCriticStep`); the IQL variant also regresses V(s) on the
+    /// returns (the behaviour policy's state value). The actor and the step counter are untouched.
+    @discardableResult
+    public func pretrainCriticStep(batch: OfflineBatch) -> OfflineStatistics {
+        var statistics = OfflineStatistics()
+        statistics.step = step
+        monteCarloCriticStep(critic: critic, optimizer: criticOptimizer, batch: batch, gradient1: gradient1, gradient2: gradient2, statistics: &statistics)
+        guard settings.variant == .iql else { return statistics }
+        value.parameters.zeroGradients()
+        let values = value.forward(batch.observations)
+        valueGradient.resize(rows: batch.count)
+        statistics.valueLoss = expectileLoss(targets: batch.returns.data, values: values.data, count: batch.count, expectile: 0.5,
+                                             valueGradient: valueGradient.data)
+        value.backward(observations: batch.observations, valueGradient: valueGradient)
+        statistics.valueGradientNorm = valueOptimizer.update()
+        return statistics
+    }
+
     /// Energy-based action selection (§3.8): one chunk per observation row into `actions`.
     public func selectActions(observations: Matrix, actions: Matrix) {
         selector.select(policy: policy, critic: critic, observations: observations, actions: actions, random: &random)

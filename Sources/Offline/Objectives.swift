@@ -168,6 +168,23 @@ func criticRegression(critic: TwinQCritic, batch: OfflineBatch, targets: Matrix,
     return (loss / Double(size), sum1 / Double(size), sum2 / Double(size))
 }
 
+/// One step of Monte Carlo critic pre-training: Q1 and Q2 regressed on the batch's returns G, the behaviour
+/// policy's discounted return from (s, a) to the episode's end, then the targets set to the online critics.
+///
+/// TD learning with Polyak targets moves value information one chunk per ~1/τ steps, so for the first 10⁴ steps a
+/// fresh critic on a γ = 0.99 task is short-sighted: it ranks actions by the next few rewards, and a hopper that
+/// lunges forward ranks high just before it falls. The returns carry the whole horizon from the first step (Q of the
+/// data's policy, as Cal-QL's Monte Carlo bound and one-step RL use it); TD learning then starts from there.
+func monteCarloCriticStep(critic: TwinQCritic, optimizer: Adam, batch: OfflineBatch, gradient1: Matrix, gradient2: Matrix,
+                          statistics: inout OfflineStatistics) {
+    let regression = criticRegression(critic: critic, batch: batch, targets: batch.returns, gradient1: gradient1, gradient2: gradient2)
+    statistics.criticLoss = regression.loss
+    statistics.datasetQ = regression.q1Mean
+    statistics.targetMean = mean(batch.returns)
+    statistics.criticGradientNorm = optimizer.update()
+    critic.target.copy(from: critic.parameters)
+}
+
 /// IQL's expectile loss (§3.6) with u = target − value: mean |τ − 1(u < 0)|·u². Writes dL/dvalue into `valueGradient`.
 func expectileLoss(targets: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int, expectile: Float,
                    valueGradient: UnsafeMutablePointer<Float>) -> Double {

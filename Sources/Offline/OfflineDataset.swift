@@ -37,6 +37,9 @@ public final class OfflineBatch {
     public let nextObservations: Matrix
     /// γ^Tp·(1 − terminated) [B, 1]: the weight of the bootstrap term in every TD target, y = R + discount·V(s′).
     public let discounts: Matrix
+    /// G = Σ_j γʲ r_{i+j} to the episode's end [B, 1], the Monte Carlo return of the behaviour policy (zeros when the
+    /// dataset has none; see `OfflineDataset.returns`).
+    public let returns: Matrix
 
     public init(rows: Int, observationDim: Int, actionDim: Int) {
         observations = Matrix(rows: rows, columns: observationDim)
@@ -44,6 +47,7 @@ public final class OfflineBatch {
         rewards = Matrix(rows: rows, columns: 1)
         nextObservations = Matrix(rows: rows, columns: observationDim)
         discounts = Matrix(rows: rows, columns: 1)
+        returns = Matrix(rows: rows, columns: 1)
     }
 
     public var count: Int { observations.rows }
@@ -63,18 +67,23 @@ public final class OfflineDataset {
     public let rewards: Matrix
     public let nextObservations: Matrix
     public let discounts: Matrix
+    /// The discounted return from each transition's first step to its episode's end (transformed rewards, the
+    /// dataset's γ), or nil for transitions given without episodes. A time-limit cut ends the sum early, so the
+    /// returns of an episode's last ~1/(1 − γ) steps before a cut are low (D4RL-style datasets have few cuts).
+    public let returns: Matrix?
 
-    /// Transitions given directly (all normalised); `rewards` and `discounts` hold one value per row.
-    public init(observations: Matrix, actions: Matrix, rewards: [Float], nextObservations: Matrix, discounts: [Float]) {
+    /// Transitions given directly (all normalised); `rewards`, `discounts` and `returns` hold one value per row.
+    public init(observations: Matrix, actions: Matrix, rewards: [Float], nextObservations: Matrix, discounts: [Float], returns: [Float]? = nil) {
         let count = observations.rows
-        precondition(actions.rows == count && nextObservations.rows == count && rewards.count == count && discounts.count == count,
-                     "transition arrays disagree on the number of rows")
+        precondition(actions.rows == count && nextObservations.rows == count && rewards.count == count && discounts.count == count
+                     && (returns?.count ?? count) == count, "transition arrays disagree on the number of rows")
         precondition(count > 0, "an offline dataset needs at least one transition")
         self.observations = observations
         self.actions = actions
         self.nextObservations = nextObservations
         self.rewards = Matrix(rows: count, columns: 1, values: rewards)
         self.discounts = Matrix(rows: count, columns: 1, values: discounts)
+        self.returns = returns.map { Matrix(rows: count, columns: 1, values: $0) }
     }
 
     /// The chunk transitions of a trajectory dataset, normalised with `normalization` (min-max to [−1, 1], §5.4).
@@ -105,7 +114,16 @@ public final class OfflineDataset {
         let observationMatrix = Matrix(rows: starts.count, columns: conditionSteps * doStates)
         let nextMatrix = Matrix(rows: starts.count, columns: conditionSteps * doStates)
         let chunkMatrix = Matrix(rows: starts.count, columns: horizonSteps * da)
-        var chunkRewards = [Float](repeating: 0, count: starts.count), chunkDiscounts = chunkRewards
+        var chunkRewards = [Float](repeating: 0, count: starts.count), chunkDiscounts = chunkRewards, chunkReturns = chunkRewards
+        // Discounted returns-to-go of every step, accumulated backwards through each episode.
+        var returnsToGo = [Double](repeating: 0, count: dataset.stepCount)
+        for episode in dataset.episodeRanges {
+            var running = 0.0
+            for step in episode.reversed() {
+                running = Double(rewardTransform.apply(rewards[step])) + discount * running
+                returnsToGo[step] = running
+            }
+        }
         func window(endingAt last: Int, episodeStart: Int, episodeEnd: Int, into row: UnsafeMutablePointer<Float>) {
             for slot in 0..<conditionSteps {
                 let step = min(max(last - (conditionSteps - 1 - slot), episodeStart), episodeEnd - 1)
@@ -123,8 +141,10 @@ public final class OfflineDataset {
             }
             chunkRewards[sample] = Float(sum)
             chunkDiscounts[sample] = terminals[start.step + horizonSteps - 1] ? 0 : Float(weight)
+            chunkReturns[sample] = Float(returnsToGo[start.step])
         }
-        self.init(observations: observationMatrix, actions: chunkMatrix, rewards: chunkRewards, nextObservations: nextMatrix, discounts: chunkDiscounts)
+        self.init(observations: observationMatrix, actions: chunkMatrix, rewards: chunkRewards, nextObservations: nextMatrix, discounts: chunkDiscounts,
+                  returns: chunkReturns)
     }
 
     /// Number of transitions.
@@ -145,6 +165,7 @@ public final class OfflineDataset {
             batch.actions.row(slot).update(from: actions.row(index), count: a)
             batch.rewards.data[slot] = rewards.data[index]
             batch.discounts.data[slot] = discounts.data[index]
+            batch.returns.data[slot] = returns?.data[index] ?? 0
         }
     }
 }

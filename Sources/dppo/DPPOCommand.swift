@@ -153,6 +153,8 @@ extension DPPOCommand {
         var gain: Double = 1
         @Flag(help: "Roll the checkpoint out with exploration noise instead of deterministically.")
         var stochastic = false
+        @Flag(help: "Store the policy's sampled actions as drawn; by default the executed controls, clipped to the action bounds, are stored.")
+        var rawActions = false
         @Option(help: "Output dataset file (.safetensors).")
         var output: String
 
@@ -161,7 +163,7 @@ extension DPPOCommand {
             let dataset: TrajectoryDataset
             if let checkpoint {
                 dataset = try collectPolicyEpisodes(config: config, checkpoint: URL(fileURLWithPath: checkpoint), episodes: episodes,
-                                                    mode: stochastic ? .exploration : .deterministic)
+                                                    mode: stochastic ? .exploration : .deterministic, rawActions: rawActions)
             } else {
                 dataset = try collectDemonstrations(config: config, episodes: episodes, gain: gain, seed: config.seed &+ 99)
             }

@@ -32,12 +32,20 @@ final class OfflineDatasetTests: XCTestCase {
         XCTAssertEqual(dataset.discounts.data[5], 0.25, "a cut episode's transitions still bootstrap")
         XCTAssertEqual(raw(dataset.nextObservations[5, 1]), 14, accuracy: 1e-4)
         XCTAssertEqual(dataset.actions[3, 0], Float(10.0 / 20), accuracy: 1e-5)
+        // Monte Carlo returns run to the episode's end: G₀ = 1 + ½·2 + ¼·3 + ⅛·4, G₂ = 3 + ½·4; the cut episode's
+        // sum stops at its last recorded step (start 6: 7 + ½·8 + ¼·9).
+        let returns = try XCTUnwrap(dataset.returns)
+        XCTAssertEqual(returns.data[0], 1 + 0.5 * 2 + 0.25 * 3 + 0.125 * 4, accuracy: 1e-6)
+        XCTAssertEqual(returns.data[2], 3 + 0.5 * 4, accuracy: 1e-6)
+        XCTAssertEqual(returns.data[5], 7 + 0.5 * 8 + 0.25 * 9, accuracy: 1e-6)
 
         var random = Philox(seed: 1)
         let batch = dataset.makeBatch(size: 64)
         dataset.sample(into: batch, random: &random)
         XCTAssertEqual(batch.count, 64)
         XCTAssertTrue((0..<64).allSatisfy { [0, 0.25].contains(batch.discounts.data[$0]) })
+        XCTAssertTrue((0..<64).allSatisfy { row in (0..<6).contains { returns.data[$0] == batch.returns.data[row] } },
+                      "every sampled return is one of the transitions'")
     }
 }
 
@@ -55,7 +63,9 @@ final class OfflineTrainerMechanicsTests: XCTestCase {
         random.fillUniform(actions.data, count: actions.count, low: -1, high: 1)
         let rewards = (0..<count).map { _ in random.normal() }
         let discounts = (0..<count).map { $0 % 7 == 0 ? Float(0) : 0.99 }
-        return (policy, OfflineDataset(observations: observations, actions: actions, rewards: rewards, nextObservations: next, discounts: discounts))
+        let returns = (0..<count).map { 5 + 2 * observations[$0, 0] - observations[$0, 1] }   // learnable from s
+        return (policy, OfflineDataset(observations: observations, actions: actions, rewards: rewards, nextObservations: next, discounts: discounts,
+                                       returns: returns))
     }
 
     func testDiffusionQLTargetActorStaysFrozenUntilItsStart() {
@@ -149,6 +159,32 @@ final class OfflineTrainerMechanicsTests: XCTestCase {
             XCTAssertEqual(trainer.actorOptimizer.step, freeze ? 0 : 1)
             if !freeze { XCTAssertEqual(statistics.actorLoss, statistics.diffusionLoss) }
         }
+    }
+
+    /// Monte Carlo pre-training regresses both critics (and EDP-IQL's V) on the batch's returns, leaves the actor and
+    /// the step counter alone, and hands the targets the fitted critics.
+    func testCriticPretrainingFitsTheReturns() {
+        let shape = CriticShape(observationDim: 3, actionDim: 2, hiddenDims: [16, 16, 16])
+        let (policy, dataset) = tinySetup(seed: 14)
+        let edp = EDPTrainer(policy: policy, settings: EDPSettings(variant: .iql), critic: shape, seed: 15)
+        let dql = DiffusionQLTrainer(policy: tinySetup(seed: 16).0, critic: shape, seed: 17)
+        let actor = policy.base.parameters.valueBuffer.map { $0 }
+        var random = Philox(seed: 18)
+        let batch = dataset.makeBatch(size: 32)
+        dataset.sample(into: batch, random: &random)
+        for (index, pretrain) in [edp.pretrainCriticStep, dql.pretrainCriticStep].enumerated() {
+            let first = pretrain(batch)
+            var last = first
+            for _ in 0..<500 { last = pretrain(batch) }
+            XCTAssertLessThan(last.criticLoss, 0.2 * first.criticLoss, "trainer \(index): the critics fit the returns")
+            XCTAssertEqual(last.targetMean, mean(batch.returns), accuracy: 1e-9)
+            if index == 0 { XCTAssertLessThan(last.valueLoss, 0.2 * first.valueLoss, "V fits the returns") }
+        }
+        XCTAssertEqual(edp.critic.target.valueBuffer.map { $0 }, edp.critic.parameters.valueBuffer.map { $0 })
+        XCTAssertEqual(dql.critic.target.valueBuffer.map { $0 }, dql.critic.parameters.valueBuffer.map { $0 })
+        XCTAssertEqual(policy.base.parameters.valueBuffer.map { $0 }, actor, "the actor stays put")
+        XCTAssertEqual(edp.step, 0)
+        XCTAssertEqual(dql.step, 0)
     }
 
     func testAdamStateRoundTrips() {
