@@ -61,6 +61,19 @@ final class CriticSelectedPolicy: RolloutPolicy {
     }
 }
 
+/// Steps per second over the steps counted since the last `take()`, for progress lines.
+struct StepRate {
+    var start = Date()
+    var steps = 0
+
+    /// The rate since the window opened; opens the next window.
+    mutating func take() -> Double {
+        let now = Date()
+        defer { start = now; steps = 0 }
+        return Double(steps) / max(now.timeIntervalSince(start), 1e-9)
+    }
+}
+
 /// `dppo offline`: Diffusion-QL or EDP on a dataset in DPPO's parameterisation, with progress, metrics.jsonl,
 /// periodic evaluation (the exported actor sampled as DPPO samples it, and the online actor with critic selection),
 /// and checkpoints that `dppo eval` reads and that DPPO fine-tuning starts from (`pretrain.checkpoint`).
@@ -158,25 +171,22 @@ public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Vo
 
     let batch = transitions.makeBatch(size: settings.batchSize)
     var sampling = Philox(seed: config.seed, stream: 0x0FF2)
-    var window = Date()
-    var windowSteps = 0
+    var window = StepRate()
     if settings.criticPretrainSteps > 0 {
         guard transitions.returns != nil else { throw ConfigError("offline.critic_pretrain_steps needs episodes to compute returns from") }
         for step in 1...settings.criticPretrainSteps {
             transitions.sample(into: batch, random: &sampling)
             let statistics = trainer.pretrainCriticStep(batch: batch)
-            windowSteps += 1
+            window.steps += 1
             guard statistics.criticLoss.isFinite, statistics.valueLoss.isFinite else {
                 throw ConfigError("offline: the critic pre-training loss became non-finite at step \(step); lower offline.critic_lr or grad_clip")
             }
             if step % settings.logEvery == 0 || step == settings.criticPretrainSteps {
-                let rate = Double(windowSteps) / max(Date().timeIntervalSince(window), 1e-9)
+                let rate = window.take()
                 metrics.write(["critic_pretrain_step": step, "pretrain/critic_loss": statistics.criticLoss, "pretrain/value_loss": statistics.valueLoss,
                                "pretrain/dataset_q": statistics.datasetQ, "pretrain/return": statistics.targetMean, "perf/steps_per_second": rate])
                 log(String(format: "offline: critic pre-training %6d/%d on Monte Carlo returns | critic %.4f value %.4f | Q(data) %.2f G %.2f | %.1f steps/s",
                            step, settings.criticPretrainSteps, statistics.criticLoss, statistics.valueLoss, statistics.datasetQ, statistics.targetMean, rate))
-                window = Date()
-                windowSteps = 0
             }
         }
     }
@@ -189,27 +199,24 @@ public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Vo
         trainer.improvementScale = 0
         trainer.actorFrozen = settings.warmupActor == "frozen"
     }
-    window = Date()
-    windowSteps = 0
+    window = StepRate()
     for step in 1...settings.steps {
         if step == settings.criticWarmupSteps + 1 { trainer.improvementScale = improvement; trainer.actorFrozen = false }
         transitions.sample(into: batch, random: &sampling)
         let statistics = trainer.trainStep(batch: batch)
-        windowSteps += 1
+        window.steps += 1
         let losses = [statistics.criticLoss, statistics.actorLoss, statistics.valueLoss]
         guard losses.allSatisfy(\.isFinite) else {
             throw ConfigError("offline: a loss became non-finite at step \(step) (critic \(statistics.criticLoss), actor \(statistics.actorLoss)); lower offline.actor_lr / critic_lr or grad_clip")
         }
         if step % settings.logEvery == 0 || step == settings.steps {
-            let rate = Double(windowSteps) / max(Date().timeIntervalSince(window), 1e-9)
+            let rate = window.take()
             var record: [String: Any] = ["step": step, "perf/steps_per_second": rate]
             for (name, value) in statistics.metrics { record[name] = value }
             metrics.write(record)
             log(String(format: "offline: step %6d/%d | critic %.4f diffusion %.4f guide %+.4f | Q(data) %.2f Q(policy) %.2f | %.1f steps/s, ETA %.0fs",
                        step, settings.steps, statistics.criticLoss, statistics.diffusionLoss, statistics.guideLoss, statistics.datasetQ,
                        statistics.policyQ, rate, Double(settings.steps - step) / rate))
-            window = Date()
-            windowSteps = 0
         }
         if step % settings.evalEvery == 0 || step == settings.steps {
             try evaluate(step: step)

@@ -1,0 +1,45 @@
+import XCTest
+import Foundation
+@testable import Cluster
+import Tensors
+
+/// `dppo offline` end to end on a tiny Pendulum dataset: Monte Carlo critic pre-training, training, evaluation, the
+/// run directory's files, and a checkpoint that `dppo eval` reads.
+final class OfflineJobTests: XCTestCase {
+    func testOfflineRunPretrainsTheCriticsThenTrainsAndWritesItsRun() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("offline-job-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let data = directory.appendingPathComponent("demos.safetensors")
+        let yaml = """
+            seed: 5
+            env: {task: pendulum, n_envs: 2, horizon_steps: 2, act_steps: 2}
+            model: {denoising_steps: 4, ft_denoising_steps: 2, mlp_dims: [16, 16, 16], time_dim: 8}
+            pretrain: {dataset: \(data.path)}
+            offline: {method: edp, variant: iql, n_steps: 6, batch_size: 8, critic_pretrain_steps: 4, log_freq: 2, eval_freq: 3,
+                      eval_episodes: 2, candidates: 2, iql_reward_normalization: true}
+            cluster: {learner_threads: 1}
+            """
+        let config = try RunConfig.parse(yaml: yaml)
+        try collectDemonstrations(config: config, episodes: 2, gain: 1, seed: 1).save(to: data)
+        let run = try RunDirectory(url: directory.appendingPathComponent("run"))
+        var lines: [String] = []
+        let summary = try runOffline(config: config, run: run, log: { lines.append($0) })
+
+        XCTAssertEqual(summary["steps"] as? Int, 6)
+        XCTAssertEqual(lines.filter { $0.contains("critic pre-training") }.count, 2, "progress at steps 2 and 4 of the pre-training")
+        let records = try String(contentsOf: run.metrics, encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        let pretraining = records.compactMap { $0["critic_pretrain_step"] as? Int }
+        XCTAssertEqual(pretraining, [2, 4])
+        XCTAssertTrue(records.filter { $0["critic_pretrain_step"] != nil }.allSatisfy { ($0["pretrain/value_loss"] as? Double ?? 0) > 0 },
+                      "EDP-IQL pre-trains V as well")
+        XCTAssertEqual(records.compactMap { $0["eval/return"] != nil ? $0["step"] as? Int : nil }, [0, 3, 6])
+        let checkpoint = run.checkpoints.appendingPathComponent("final.safetensors")
+        let evaluation = try evaluateCheckpoint(config: config, checkpoint: checkpoint, episodes: 2)
+        XCTAssertTrue(evaluation.meanReturn.isFinite)
+
+        XCTAssertThrowsError(try RunConfig.parse(yaml: yaml.replacingOccurrences(of: "critic_pretrain_steps: 4", with: "critic_pretrain_steps: -1")))
+    }
+}
