@@ -42,14 +42,14 @@ extension EDPTrainer: OfflineTrainer {
 }
 
 /// The offline policy as evaluation sees it with critic-guided selection: N candidate chunks per state from the
-/// online actor, one picked by the twin critics (Diffusion-QL §2.7 / EDP's energy-based selection §3.8).
+/// actor, one picked by the twin critics (Diffusion-QL §2.7 / EDP's energy-based selection §3.8).
 final class CriticSelectedPolicy: RolloutPolicy {
-    let trainer: OfflineTrainer
     let policy: DiffusionPolicy
+    let select: (_ observations: Matrix, _ actions: Matrix, _ random: inout Philox) -> Void
 
-    init(trainer: OfflineTrainer, policy: DiffusionPolicy) {
-        self.trainer = trainer
+    init(policy: DiffusionPolicy, select: @escaping (_ observations: Matrix, _ actions: Matrix, _ random: inout Philox) -> Void) {
         self.policy = policy
+        self.select = select
     }
 
     var recordWidth: Int { policy.settings.chunkWidth }
@@ -57,7 +57,7 @@ final class CriticSelectedPolicy: RolloutPolicy {
     var broadcastParameters: Parameters { policy.base.parameters }
 
     func sample(observations: Matrix, mode: SamplingMode, random: inout Philox, records: Matrix) {
-        trainer.selectActions(observations: observations, actions: records)
+        select(observations, records, &random)
     }
 }
 
@@ -142,7 +142,7 @@ public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Vo
 
     // The exported copy, sampled exactly as `dppo eval` and DPPO's actors sample it, and the critic-selected online actor.
     let exported = DiffusionPolicy(settings: config.denoising, network: config.networkShape)
-    let selected = CriticSelectedPolicy(trainer: trainer, policy: policy)
+    let selected = CriticSelectedPolicy(policy: policy) { observations, actions, _ in trainer.selectActions(observations: observations, actions: actions) }
     let metrics = try MetricsWriter(url: run.metrics)
     var evaluations: [(step: Int, policy: Double, selected: Double)] = []
     func evaluate(step: Int) throws {

@@ -122,17 +122,25 @@ extension DPPOCommand {
         var episodes: Int = 32
         @Flag(help: "Sample as in training rollouts (exploration noise) instead of deterministically.")
         var stochastic = false
+        @Option(help: "Critics file of dppo offline (<checkpoint>-critics.safetensors): evaluate with critic-guided selection among --candidates chunks, as the offline method does.")
+        var critics: String?
+        @Option(help: "Candidate chunks per state with --critics.")
+        var candidates: Int = 10
         @Flag(help: "Print one JSON object.")
         var json = false
 
         func run() throws {
             let config = try options.load()
-            let result = try evaluateCheckpoint(config: config, checkpoint: URL(fileURLWithPath: checkpoint), episodes: episodes,
-                                                mode: stochastic ? .exploration : .deterministic)
+            let result = try critics.map {
+                try evaluateCheckpointWithCritics(config: config, checkpoint: URL(fileURLWithPath: checkpoint), critics: URL(fileURLWithPath: $0),
+                                                  candidates: candidates, episodes: episodes)
+            } ?? evaluateCheckpoint(config: config, checkpoint: URL(fileURLWithPath: checkpoint), episodes: episodes,
+                                    mode: stochastic ? .exploration : .deterministic)
             if json {
                 try printJSON(result)
             } else {
-                print(String(format: "eval (%@): return %.2f ± %.2f over %d episodes (min %.2f, max %.2f)", stochastic ? "stochastic" : "deterministic",
+                let how = critics != nil ? "critic-selected among \(candidates)" : stochastic ? "stochastic" : "deterministic"
+                print(String(format: "eval (%@): return %.2f ± %.2f over %d episodes (min %.2f, max %.2f)", how,
                              result.meanReturn, result.stdReturn, result.episodes, result.minReturn, result.maxReturn))
             }
         }

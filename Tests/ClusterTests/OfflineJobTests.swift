@@ -39,6 +39,13 @@ final class OfflineJobTests: XCTestCase {
         let checkpoint = run.checkpoints.appendingPathComponent("final.safetensors")
         let evaluation = try evaluateCheckpoint(config: config, checkpoint: checkpoint, episodes: 2)
         XCTAssertTrue(evaluation.meanReturn.isFinite)
+        // As the method evaluates it: candidates scored by the critics saved next to the checkpoint.
+        let critics = run.checkpoints.appendingPathComponent("final-critics.safetensors")
+        let selected = try evaluateCheckpointWithCritics(config: config, checkpoint: checkpoint, critics: critics, candidates: 3, episodes: 2)
+        XCTAssertEqual(selected.episodes, 2)
+        XCTAssertTrue(selected.meanReturn.isFinite)
+        XCTAssertThrowsError(try evaluateCheckpointWithCritics(config: config, checkpoint: checkpoint, critics: checkpoint, candidates: 3, episodes: 2),
+                             "a policy checkpoint is not a critics file")
 
         XCTAssertThrowsError(try RunConfig.parse(yaml: yaml.replacingOccurrences(of: "critic_pretrain_steps: 4", with: "critic_pretrain_steps: -1")))
     }
