@@ -101,6 +101,9 @@ public struct RunConfig: Sendable {
         public var dataset = ""
         /// A checkpoint whose weights start the actor (e.g. the behaviour-cloned one); empty: fresh weights.
         public var initCheckpoint = ""
+        /// A critics file `dppo offline` saved (`<checkpoint>-critics.safetensors`) whose weights start the critics (and
+        /// EDP-IQL's V), e.g. to train an actor against a critic trained earlier; empty: fresh (or pre-trained) critics.
+        public var initCritics = ""
         public var steps = 10_000
         public var batchSize = 256
         public var gamma = 0.99
@@ -371,6 +374,7 @@ public struct RunConfig: Sendable {
         offline.variant = variant
         offline.dataset = try o.string("dataset", default: offline.dataset)
         offline.initCheckpoint = try o.string("init_checkpoint", default: offline.initCheckpoint)
+        offline.initCritics = try o.string("init_critics", default: offline.initCritics)
         offline.steps = try o.int("n_steps", default: offline.steps)
         offline.batchSize = try o.int("batch_size", default: offline.batchSize)
         offline.gamma = try o.double("gamma", default: offline.gamma)

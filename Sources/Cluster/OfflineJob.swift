@@ -74,6 +74,23 @@ struct StepRate {
     }
 }
 
+/// Loads every non-actor parameter set of `trainer` (critics, their targets, EDP-IQL's V) from a critics file that
+/// `dppo offline` saved (any method whose critics have the same parts: EDP-IQL's also holds V); the optimizers start
+/// afresh. Returns the method that trained them.
+@discardableResult
+func loadCritics(into trainer: OfflineTrainer, from url: URL) throws -> String {
+    let (tensors, metadata) = try Safetensors.read(from: url)
+    guard metadata["format"] == "dppo-swift-offline-critics" else {
+        throw ConfigError("offline.init_critics: \(url.path) is not a critics file of dppo offline (format \(metadata["format"] ?? "missing"))")
+    }
+    for (key, parameters) in trainer.parameterSets where !key.hasPrefix("actor") {
+        do { try parameters.load(tensors, prefix: "\(key).") } catch {
+            throw ConfigError("offline.init_critics: \(url.path) does not fit this run's \(key) (\(error)); the model and env sections must match the run that saved it")
+        }
+    }
+    return metadata["method"] ?? "unknown"
+}
+
 /// `dppo offline`: Diffusion-QL or EDP on a dataset in DPPO's parameterisation, with progress, metrics.jsonl,
 /// periodic evaluation (the exported actor sampled as DPPO samples it, and the online actor with critic selection),
 /// and checkpoints that `dppo eval` reads and that DPPO fine-tuning starts from (`pretrain.checkpoint`).
@@ -136,6 +153,10 @@ public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Vo
         trainer = EDPTrainer(policy: policy, settings: s, sampler: sampler, seed: config.seed)
         label = "EDP-\(settings.variant.rawValue.uppercased())"
     }
+    if !settings.initCritics.isEmpty {
+        let source = try loadCritics(into: trainer, from: URL(fileURLWithPath: settings.initCritics))
+        log("offline: critics start from \(settings.initCritics) (trained by \(source))\(settings.criticPretrainSteps > 0 ? "; no Monte Carlo pre-training" : "")")
+    }
     log(String(format: "offline: %@ on %d transitions (%@), %d steps of batch %d, %@ sampling; run directory %@", label, transitions.count,
                dataConfig.pretrain.dataset, settings.steps, settings.batchSize, settings.sampler == "dpm" ? "DPM-Solver (\(settings.dpmSteps) calls)" : "DDPM",
                run.url.path))
@@ -172,7 +193,7 @@ public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Vo
     let batch = transitions.makeBatch(size: settings.batchSize)
     var sampling = Philox(seed: config.seed, stream: 0x0FF2)
     var window = StepRate()
-    if settings.criticPretrainSteps > 0 {
+    if settings.criticPretrainSteps > 0 && settings.initCritics.isEmpty {
         guard transitions.returns != nil else { throw ConfigError("offline.critic_pretrain_steps needs episodes to compute returns from") }
         for step in 1...settings.criticPretrainSteps {
             transitions.sample(into: batch, random: &sampling)

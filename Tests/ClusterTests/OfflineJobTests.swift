@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 @testable import Cluster
+import Networks
 import Tensors
 
 /// `dppo offline` end to end on a tiny Pendulum dataset: Monte Carlo critic pre-training, training, evaluation, the
@@ -48,5 +49,28 @@ final class OfflineJobTests: XCTestCase {
                              "a policy checkpoint is not a critics file")
 
         XCTAssertThrowsError(try RunConfig.parse(yaml: yaml.replacingOccurrences(of: "critic_pretrain_steps: 4", with: "critic_pretrain_steps: -1")))
+
+        // A second run, Diffusion-QL, starts its actor and critics from the first run's files: no Monte Carlo
+        // pre-training, and with critic_lr 0 its online critics stay exactly the loaded ones.
+        let continued = yaml.replacingOccurrences(of: "method: edp, variant: iql", with: "method: diffusion_ql").replacingOccurrences(of: "n_steps: 6", with: "n_steps: 2, critic_lr: 0, init_checkpoint: \(checkpoint.path), init_critics: \(critics.path)")
+        let second = try RunDirectory(url: directory.appendingPathComponent("second"))
+        var secondLines: [String] = []
+        try runOffline(config: try RunConfig.parse(yaml: continued), run: second, log: { secondLines.append($0) })
+        XCTAssertTrue(secondLines.contains { $0.contains("critics start from") && $0.contains("EDP-IQL") })
+        XCTAssertFalse(secondLines.contains { $0.contains("critic pre-training") })
+        let (loaded, _) = try Safetensors.read(from: critics)
+        let (kept, _) = try Safetensors.read(from: second.checkpoints.appendingPathComponent("final-critics.safetensors"))
+        let online = loaded.keys.filter { $0.hasPrefix("critic.") }
+        XCTAssertFalse(online.isEmpty)
+        for name in online { XCTAssertTrue(kept[name] != nil && kept[name]?.values == loaded[name]?.values, "\(name) changed") }
+        XCTAssertThrowsError(try runOffline(config: try RunConfig.parse(yaml: continued.replacingOccurrences(of: critics.path, with: checkpoint.path)),
+                                            run: try RunDirectory(url: directory.appendingPathComponent("third")), log: { _ in }),
+                             "a policy checkpoint is not a critics file")
+        let perStep = continued.replacingOccurrences(of: "horizon_steps: 2, act_steps: 2", with: "horizon_steps: 1, act_steps: 1")
+            .replacingOccurrences(of: "init_checkpoint: \(checkpoint.path), ", with: "")
+        XCTAssertThrowsError(try runOffline(config: try RunConfig.parse(yaml: perStep), run: try RunDirectory(url: directory.appendingPathComponent("fourth")),
+                                            log: { _ in }), "critics of 2-step chunks do not fit a per-step run") { error in
+            XCTAssertTrue("\(error)".contains("does not fit"), "\(error)")
+        }
     }
 }
