@@ -50,6 +50,13 @@ final class OfflineJobTests: XCTestCase {
 
         XCTAssertThrowsError(try RunConfig.parse(yaml: yaml.replacingOccurrences(of: "critic_pretrain_steps: 4", with: "critic_pretrain_steps: -1")))
 
+        // DPPO fine-tuning starts from it: the learner takes the offline checkpoint as its base policy.
+        let learner = try Learner(config: config, run: try RunDirectory(url: directory.appendingPathComponent("finetune")), basePolicy: checkpoint)
+        let stored = PolicyModel(config: config)
+        _ = try Checkpoint.load(stored, from: checkpoint)
+        XCTAssertEqual(learner.model.baseParameters.namedTensors(prefix: "").map(\.values), stored.baseParameters.namedTensors(prefix: "").map(\.values))
+        XCTAssertNotNil(learner.normalization)
+
         // A second run, Diffusion-QL, starts its actor and critics from the first run's files: no Monte Carlo
         // pre-training, and with critic_lr 0 its online critics stay exactly the loaded ones.
         let continued = yaml.replacingOccurrences(of: "method: edp, variant: iql", with: "method: diffusion_ql").replacingOccurrences(of: "n_steps: 6", with: "n_steps: 2, critic_lr: 0, init_checkpoint: \(checkpoint.path), init_critics: \(critics.path)")
