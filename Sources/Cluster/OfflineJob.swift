@@ -143,6 +143,7 @@ public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Vo
     } else {
         var s = EDPSettings(variant: settings.variant)
         s.learningRate = settings.actorLearningRate
+        s.criticLearningRate = settings.criticLearningRate
         s.gradientNormClip = clip
         s.td3Alpha = settings.alpha
         s.iqlExpectile = settings.iqlExpectile

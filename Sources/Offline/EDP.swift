@@ -19,6 +19,8 @@ public struct EDPSettings: Sendable, Equatable, Codable {
     public var variant = EDPVariant.td3
     /// Adam learning rate of every network (§3.9: 3e-4, adroit 3e-5).
     public var learningRate = 3e-4
+    /// The critics' and V's rate where it differs from `learningRate` (the paper uses one); nil: `learningRate`.
+    public var criticLearningRate: Double? = nil
     /// Global gradient-norm clip of each network (§3.9 paper: 5; the code reuses Diffusion-QL's per-task table); nil or ≤ 0: off.
     public var gradientNormClip: Double? = 5
     /// τ of the critic targets' Polyak update every step.
@@ -99,8 +101,9 @@ public final class EDPTrainer {
         let clip = settings.gradientNormClip.flatMap { $0 > 0 ? Float($0) : nil }
         let rate = Float(settings.learningRate)
         actorOptimizer = Adam(parameters: policy.base.parameters, learningRate: rate, maxGradientNorm: clip)
-        criticOptimizer = Adam(parameters: critic.parameters, learningRate: rate, maxGradientNorm: clip)
-        valueOptimizer = Adam(parameters: value.parameters, learningRate: rate, maxGradientNorm: clip)
+        let criticRate = Float(settings.criticLearningRate ?? settings.learningRate)
+        criticOptimizer = Adam(parameters: critic.parameters, learningRate: criticRate, maxGradientNorm: clip)
+        valueOptimizer = Adam(parameters: value.parameters, learningRate: criticRate, maxGradientNorm: clip)
         approximation = ActionApproximation(policy: policy)
         targets = SampledTargets(observationDim: shape.observationDim, actionDim: shape.actionDim)
         selector = CandidateSelector(candidates: settings.selectionCandidates, rule: settings.selection, criticCopy: .online,

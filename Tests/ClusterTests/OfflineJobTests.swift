@@ -57,9 +57,9 @@ final class OfflineJobTests: XCTestCase {
         XCTAssertEqual(learner.model.baseParameters.namedTensors(prefix: "").map(\.values), stored.baseParameters.namedTensors(prefix: "").map(\.values))
         XCTAssertNotNil(learner.normalization)
 
-        // A second run, Diffusion-QL, starts its actor and critics from the first run's files: no Monte Carlo
-        // pre-training, and with critic_lr 0 its online critics stay exactly the loaded ones.
-        let continued = yaml.replacingOccurrences(of: "method: edp, variant: iql", with: "method: diffusion_ql").replacingOccurrences(of: "n_steps: 6", with: "n_steps: 2, critic_lr: 0, init_checkpoint: \(checkpoint.path), init_critics: \(critics.path)")
+        // A second run starts its actor and critics from the first run's files: no Monte Carlo pre-training, and with
+        // critic_lr 0 its online critics stay exactly the loaded ones.
+        let continued = yaml.replacingOccurrences(of: "n_steps: 6", with: "n_steps: 2, critic_lr: 0, init_checkpoint: \(checkpoint.path), init_critics: \(critics.path)")
         let second = try RunDirectory(url: directory.appendingPathComponent("second"))
         var secondLines: [String] = []
         try runOffline(config: try RunConfig.parse(yaml: continued), run: second, log: { secondLines.append($0) })
