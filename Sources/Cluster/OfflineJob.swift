@@ -17,6 +17,10 @@ protocol OfflineTrainer: AnyObject {
     var improvementScale: Double { get set }
     /// No actor update at all (`offline.warmup_actor: frozen` during critic warm-up).
     var actorFrozen: Bool { get set }
+    /// What a resumed run restores besides the parameter sets: Adam states, the trainer's step and random stream.
+    var optimizers: [String: Adam] { get }
+    var step: Int { get set }
+    var random: Philox { get set }
 }
 
 extension DiffusionQLTrainer: OfflineTrainer {
@@ -91,12 +95,85 @@ func loadCritics(into trainer: OfflineTrainer, from url: URL) throws -> String {
     return metadata["method"] ?? "unknown"
 }
 
+/// One evaluation of an offline run: the exported actor sampled as DPPO samples it, and with critic selection.
+struct OfflineEvaluation: Codable {
+    var step: Int
+    var policy: Double
+    var selected: Double
+}
+
+/// What `dppo offline --resume` continues from, rewritten at every evaluation as `checkpoints/resume-state.safetensors`:
+/// every parameter set of the trainer (`actor.*`, `actor_ema.*` or `actor_target.*`, `critic.*`, `critic_target.*`,
+/// `value.*`) and each Adam's moments (`optimizer.<name>.m`, `.v`) as tensors, and this struct as JSON in the metadata
+/// entry `state`. With it a resumed run continues bit for bit as the uninterrupted one would have.
+struct OfflineResumeState: Codable {
+    static let fileName = "resume-state.safetensors"
+    static let format = "dppo-swift-offline-state"
+    var method: String
+    /// Gradient steps done (after Monte Carlo pre-training, which a resumed run never repeats).
+    var step: Int
+    var trainerStep: Int
+    var trainerRandom: Philox
+    var samplingRandom: Philox
+    var optimizerSteps: [String: Int]
+    var normalization: Normalization
+    var evaluations: [OfflineEvaluation]
+
+    func save(trainer: OfflineTrainer, to url: URL) throws {
+        var tensors: [NamedTensor] = []
+        for (key, parameters) in trainer.parameterSets.sorted(by: { $0.key < $1.key }) { tensors += parameters.namedTensors(prefix: "\(key).") }
+        for (name, optimizer) in trainer.optimizers.sorted(by: { $0.key < $1.key }) {
+            let state = optimizer.state()
+            tensors.append(NamedTensor(name: "optimizer.\(name).m", shape: [state.firstMoment.count], values: state.firstMoment))
+            tensors.append(NamedTensor(name: "optimizer.\(name).v", shape: [state.secondMoment.count], values: state.secondMoment))
+        }
+        let json = String(decoding: try JSONEncoder().encode(self), as: UTF8.self)
+        // Written beside and renamed over the old one: a run killed mid-write keeps the previous state.
+        let partial = url.appendingPathExtension("partial")
+        try Safetensors.write(tensors, metadata: ["format": Self.format, "state": json], to: partial)
+        guard rename(partial.path, url.path) == 0 else { throw ConfigError("could not move \(partial.path) over \(url.path) (errno \(errno))") }
+    }
+
+    /// Reads the state of `run`; `restore(into:)` then loads it into a trainer built from the same config.
+    static func load(run: RunDirectory) throws -> (state: OfflineResumeState, tensors: [String: NamedTensor]) {
+        let url = run.checkpoints.appendingPathComponent(fileName)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw ConfigError("\(run.url.path) holds no \(fileName) to resume from (an offline run writes one at every evaluation, offline.eval_freq)")
+        }
+        let (tensors, metadata) = try Safetensors.read(from: url)
+        guard metadata["format"] == format, let json = metadata["state"],
+              let state = try? JSONDecoder().decode(OfflineResumeState.self, from: Data(json.utf8)) else {
+            throw ConfigError("\(url.path) is not a resume state of dppo offline")
+        }
+        return (state, tensors)
+    }
+
+    func restore(into trainer: OfflineTrainer, tensors: [String: NamedTensor]) throws {
+        for (key, parameters) in trainer.parameterSets {
+            do { try parameters.load(tensors, prefix: "\(key).") } catch {
+                throw ConfigError("the resume state does not fit this run's \(key) (\(error)); resume with the config the run started with")
+            }
+        }
+        for (name, optimizer) in trainer.optimizers {
+            guard let m = tensors["optimizer.\(name).m"], let v = tensors["optimizer.\(name).v"], let step = optimizerSteps[name],
+                  m.values.count == optimizer.parameters.count, v.values.count == optimizer.parameters.count else {
+                throw ConfigError("the resume state lacks a complete \(name) optimizer state")
+            }
+            optimizer.restore(step: step, firstMoment: m.values, secondMoment: v.values)
+        }
+        trainer.step = trainerStep
+        trainer.random = trainerRandom
+    }
+}
+
 /// `dppo offline`: Diffusion-QL or EDP on a dataset in DPPO's parameterisation, with progress, metrics.jsonl,
 /// periodic evaluation (the exported actor sampled as DPPO samples it, and the online actor with critic selection),
 /// and checkpoints that `dppo eval` reads and that DPPO fine-tuning starts from (`pretrain.checkpoint`).
 /// Returns the summary written to summary.json.
 @discardableResult
-public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Void = Cluster.log) throws -> [String: Any] {
+/// `resume`: continue the run in `run` from its `checkpoints/resume-state.safetensors` (`dppo offline --resume`);
+/// `offline.n_steps` may be raised to train on.
+public func runOffline(config: RunConfig, run: RunDirectory, resume: Bool = false, log: (String) -> Void = Cluster.log) throws -> [String: Any] {
     BLAS.setThreads(config.cluster.learnerThreads)
     let started = Date()
     let settings = config.offline
@@ -113,7 +190,10 @@ public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Vo
     let model = PolicyModel.diffusion(policy)
     var normalization = try data.normalization ?? Normalization(dataset: data)
     var random = Philox(seed: config.seed, stream: 0x0FF1)
-    if settings.initCheckpoint.isEmpty {
+    let resumed = resume ? try OfflineResumeState.load(run: run) : nil
+    if let resumed {
+        normalization = resumed.state.normalization
+    } else if settings.initCheckpoint.isEmpty {
         model.initialize(random: &random)
     } else {
         let info = try Checkpoint.load(model, from: URL(fileURLWithPath: settings.initCheckpoint))
@@ -154,7 +234,15 @@ public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Vo
         trainer = EDPTrainer(policy: policy, settings: s, sampler: sampler, seed: config.seed)
         label = "EDP-\(settings.variant.rawValue.uppercased())"
     }
-    if !settings.initCritics.isEmpty {
+    if let resumed {
+        guard resumed.state.method == label else { throw ConfigError("the run in \(run.url.path) trains \(resumed.state.method), the config \(label)") }
+        guard resumed.state.step < settings.steps else {
+            throw ConfigError("the run in \(run.url.path) already finished \(resumed.state.step) of offline.n_steps \(settings.steps); raise offline.n_steps to continue it")
+        }
+        try resumed.state.restore(into: trainer, tensors: resumed.tensors)
+        let discarded = try MetricsWriter.discardRecords(in: run.metrics) { record in (record["step"] as? Int).map { $0 <= resumed.state.step } ?? true }
+        log("offline: resuming \(run.url.path) at step \(resumed.state.step) of \(settings.steps)\(discarded > 0 ? " (\(discarded) metrics records after it dropped)" : "")")
+    } else if !settings.initCritics.isEmpty {
         let source = try loadCritics(into: trainer, from: URL(fileURLWithPath: settings.initCritics))
         log("offline: critics start from \(settings.initCritics) (trained by \(source))\(settings.criticPretrainSteps > 0 ? "; no Monte Carlo pre-training" : "")")
     }
@@ -166,12 +254,12 @@ public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Vo
     let exported = DiffusionPolicy(settings: config.denoising, network: config.networkShape)
     let selected = CriticSelectedPolicy(policy: policy) { observations, actions, _ in trainer.selectActions(observations: observations, actions: actions) }
     let metrics = try MetricsWriter(url: run.metrics)
-    var evaluations: [(step: Int, policy: Double, selected: Double)] = []
+    var evaluations = resumed?.state.evaluations ?? []
     func evaluate(step: Int) throws {
         copyActor(trainer.actor(settings.exportActor), into: exported)
         let plain = try evaluatePolicy(exported, config: config, normalization: normalization, episodes: settings.evalEpisodes, seed: config.seed &+ 7777)
         let guided = try evaluatePolicy(selected, config: config, normalization: normalization, episodes: settings.evalEpisodes, seed: config.seed &+ 7777)
-        evaluations.append((step, plain.meanReturn, guided.meanReturn))
+        evaluations.append(OfflineEvaluation(step: step, policy: plain.meanReturn, selected: guided.meanReturn))
         metrics.write(["step": step, "eval/return": plain.meanReturn, "eval/return_std": plain.stdReturn,
                        "eval/return_selected": guided.meanReturn, "eval/return_selected_std": guided.stdReturn])
         log(String(format: "offline: step %d eval return %.1f ± %.1f (%@ actor, as DPPO samples it), %.1f ± %.1f with critic selection of %d candidates",
@@ -192,9 +280,15 @@ public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Vo
     }
 
     let batch = transitions.makeBatch(size: settings.batchSize)
-    var sampling = Philox(seed: config.seed, stream: 0x0FF2)
+    var sampling = resumed?.state.samplingRandom ?? Philox(seed: config.seed, stream: 0x0FF2)
+    func saveResumeState(step: Int) throws {
+        let state = OfflineResumeState(method: label, step: step, trainerStep: trainer.step, trainerRandom: trainer.random, samplingRandom: sampling,
+                                       optimizerSteps: trainer.optimizers.mapValues { $0.state().step }, normalization: normalization,
+                                       evaluations: evaluations)
+        try state.save(trainer: trainer, to: run.checkpoints.appendingPathComponent(OfflineResumeState.fileName))
+    }
     var window = StepRate()
-    if settings.criticPretrainSteps > 0 && settings.initCritics.isEmpty {
+    if settings.criticPretrainSteps > 0 && settings.initCritics.isEmpty && resumed == nil {
         guard transitions.returns != nil else { throw ConfigError("offline.critic_pretrain_steps needs episodes to compute returns from") }
         for step in 1...settings.criticPretrainSteps {
             transitions.sample(into: batch, random: &sampling)
@@ -212,18 +306,21 @@ public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Vo
             }
         }
     }
-    try evaluate(step: 0)
+    let first = (resumed?.state.step ?? 0) + 1
+    if resumed == nil { try evaluate(step: 0) }
     // Critic warm-up: with a fresh critic, the policy-improvement term of the first steps follows noise and pulls a
     // pre-trained actor off its data; the actor keeps only its behaviour-cloning loss (`warmup_actor: bc`), or is not
     // updated at all (`frozen`), until the critic has trained.
     let improvement = trainer.improvementScale
-    if settings.criticWarmupSteps > 0 {
-        trainer.improvementScale = 0
-        trainer.actorFrozen = settings.warmupActor == "frozen"
+    func enterPhase(of step: Int) {
+        let warming = step <= settings.criticWarmupSteps
+        trainer.improvementScale = warming ? 0 : improvement
+        trainer.actorFrozen = warming && settings.warmupActor == "frozen"
     }
+    enterPhase(of: first)
     window = StepRate()
-    for step in 1...settings.steps {
-        if step == settings.criticWarmupSteps + 1 { trainer.improvementScale = improvement; trainer.actorFrozen = false }
+    for step in first...settings.steps {
+        if step == settings.criticWarmupSteps + 1 { enterPhase(of: step) }
         transitions.sample(into: batch, random: &sampling)
         let statistics = trainer.trainStep(batch: batch)
         window.steps += 1
@@ -243,19 +340,20 @@ public func runOffline(config: RunConfig, run: RunDirectory, log: (String) -> Vo
         if step % settings.evalEvery == 0 || step == settings.steps {
             try evaluate(step: step)
             try save(step == settings.steps ? "final" : "step-\(step)")
+            try saveResumeState(step: step)
         }
     }
     let wall = Date().timeIntervalSince(started)
-    let last = evaluations.last!, first = evaluations.first!
+    let last = evaluations.last!, initial = evaluations.first!
     let summary: [String: Any] = [
         "method": label, "steps": settings.steps, "transitions": transitions.count, "wall_seconds": wall,
-        "initial_eval_return": first.policy, "initial_eval_return_selected": first.selected,
+        "initial_eval_return": initial.policy, "initial_eval_return_selected": initial.selected,
         "final_eval_return": last.policy, "final_eval_return_selected": last.selected,
         "best_eval_return": evaluations.map(\.policy).max()!, "best_eval_return_selected": evaluations.map(\.selected).max()!,
         "checkpoint": run.checkpoints.appendingPathComponent("final.safetensors").path,
     ]
     try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]).write(to: run.summary)
     log(String(format: "offline: done in %.0f s; eval return %.1f → %.1f (with critic selection %.1f → %.1f); checkpoint %@", wall,
-               first.policy, last.policy, first.selected, last.selected, run.checkpoints.appendingPathComponent("final.safetensors").path))
+               initial.policy, last.policy, initial.selected, last.selected, run.checkpoints.appendingPathComponent("final.safetensors").path))
     return summary
 }

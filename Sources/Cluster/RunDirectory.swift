@@ -40,12 +40,17 @@ public final class MetricsWriter {
     /// Removes the records of iterations after `iteration` from the metrics file at `url` (a resumed run redoes
     /// them), and a last line a killed learner left half-written; returns how many lines went.
     public static func discardRecords(after iteration: Int, in url: URL) throws -> Int {
+        try discardRecords(in: url) { record in (record["iteration"] as? Int).map { $0 <= iteration } ?? false }
+    }
+
+    /// Keeps the records of the metrics file at `url` that `keep` accepts (and drops a half-written last line);
+    /// returns how many lines went.
+    public static func discardRecords(in url: URL, keeping keep: ([String: Any]) -> Bool) throws -> Int {
         guard let text = try? String(contentsOf: url, encoding: .utf8) else { return 0 }
         let lines = text.split(separator: "\n")
         let kept = lines.filter { line in
-            guard let record = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let recorded = record["iteration"] as? Int else { return false }
-            return recorded <= iteration
+            guard let record = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return false }
+            return keep(record)
         }
         guard kept.count < lines.count else { return 0 }
         try Data(kept.map { $0 + "\n" }.joined().utf8).write(to: url, options: .atomic)

@@ -17,7 +17,7 @@ public enum EDPVariant: String, Sendable, Codable, CaseIterable {
 /// states one, the code's otherwise. The discount lives in the dataset (`OfflineDataset`'s γ^Tp per transition).
 public struct EDPSettings: Sendable, Equatable, Codable {
     public var variant = EDPVariant.td3
-    /// Adam learning rate of every network (§3.9: 3e-4, adroit 3e-5).
+    /// Adam learning rate of the actor, and of the critics and V unless `criticLearningRate` (§3.9: 3e-4, adroit 3e-5).
     public var learningRate = 3e-4
     /// The critics' and V's rate where it differs from `learningRate` (the paper uses one); nil: `learningRate`.
     public var criticLearningRate: Double? = nil

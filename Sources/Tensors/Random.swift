@@ -16,17 +16,28 @@ public struct Philox: Sendable, Equatable, Codable {
         counter = 0
     }
 
-    enum CodingKeys: CodingKey { case key, counter }
+    /// The exact position: the block in use is a function of (key, counter − 1), so `index` (its next word) and the
+    /// Box–Muller spare complete it, and a decoded generator continues the stream where the encoded one stood.
+    /// States written before `index` existed decode at the next block.
+    enum CodingKeys: CodingKey { case key, counter, index, spare }
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         key = try container.decode(UInt64.self, forKey: .key)
         counter = try container.decode(UInt64.self, forKey: .counter)
+        let index = try container.decodeIfPresent(Int.self, forKey: .index) ?? 4
+        guard (0...4).contains(index), index == 4 || counter > 0 else {
+            throw DecodingError.dataCorruptedError(forKey: .index, in: container, debugDescription: "block index \(index) out of range")
+        }
+        if index < 4 { buffer = Philox.block(key: key, counter: counter &- 1) }
+        bufferIndex = index
+        spareNormal = try container.decodeIfPresent(Float.self, forKey: .spare)
     }
     public func encode(to encoder: Encoder) throws {
-        // The partially used block is discarded on save; resuming starts at the next block.
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(key, forKey: .key)
         try container.encode(counter, forKey: .counter)
+        try container.encode(bufferIndex, forKey: .index)
+        try container.encodeIfPresent(spareNormal, forKey: .spare)
     }
     public static func == (lhs: Philox, rhs: Philox) -> Bool { lhs.key == rhs.key && lhs.counter == rhs.counter && lhs.bufferIndex == rhs.bufferIndex }
 

@@ -61,9 +61,19 @@ extension DPPOCommand {
         @OptionGroup var options: ConfigOptions
         @Option(help: "Run directory (default: runs/<name>/<UTC time>).")
         var runDir: String?
+        @Option(help: "Continue the run in this directory from its last evaluation (checkpoints/resume-state.safetensors); raise offline.n_steps to train on past its end.")
+        var resume: String?
+
+        func validate() throws {
+            if resume != nil && runDir != nil { throw ValidationError("--resume continues a run in its own directory: drop --run-dir") }
+        }
 
         func run() throws {
             let config = try options.load()
+            if let resume {
+                try runOffline(config: config, run: try RunDirectory(url: URL(fileURLWithPath: resume)), resume: true)
+                return
+            }
             let run = try runDir.map { try RunDirectory(url: URL(fileURLWithPath: $0)) } ?? RunDirectory.create(root: "runs", name: config.name)
             try runOffline(config: config, run: run)
         }

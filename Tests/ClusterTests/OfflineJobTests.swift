@@ -80,4 +80,60 @@ final class OfflineJobTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("does not fit"), "\(error)")
         }
     }
+
+    /// `dppo offline --resume`: a run stopped after its evaluation at step 3 and resumed to step 6 ends with the weights,
+    /// critics and evaluations of the run that went through uninterrupted, for both methods, across the end of a
+    /// frozen-actor warm-up.
+    func testAResumedOfflineRunContinuesBitForBit() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("offline-resume-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let data = directory.appendingPathComponent("demos.safetensors")
+        for method in ["method: diffusion_ql", "method: edp, variant: iql"] {
+            let yaml = """
+                seed: 7
+                env: {task: pendulum, n_envs: 2, horizon_steps: 2, act_steps: 2}
+                model: {denoising_steps: 4, ft_denoising_steps: 2, mlp_dims: [16, 16, 16], time_dim: 8}
+                pretrain: {dataset: \(data.path)}
+                offline: {\(method), n_steps: 6, batch_size: 8, critic_pretrain_steps: 2, critic_warmup_steps: 2, warmup_actor: frozen,
+                          log_freq: 1, eval_freq: 3, eval_episodes: 1, candidates: 2}
+                cluster: {learner_threads: 1}
+                """
+            let config = try RunConfig.parse(yaml: yaml)
+            if !FileManager.default.fileExists(atPath: data.path) {
+                try collectDemonstrations(config: config, episodes: 2, gain: 1, seed: 1).save(to: data)
+            }
+            let whole = try RunDirectory(url: directory.appendingPathComponent("whole-\(method.count)"))
+            try runOffline(config: config, run: whole, log: { _ in })
+            let stopped = try RunDirectory(url: directory.appendingPathComponent("stopped-\(method.count)"))
+            try runOffline(config: try RunConfig.parse(yaml: yaml, overrides: ["offline.n_steps=3"]), run: stopped, log: { _ in })
+            var lines: [String] = []
+            try runOffline(config: config, run: stopped, resume: true, log: { lines.append($0) })
+            XCTAssertTrue(lines.contains { $0.contains("resuming") && $0.contains("at step 3 of 6") }, "\(lines)")
+            XCTAssertFalse(lines.contains { $0.contains("critic pre-training") }, "a resumed run does not pre-train again")
+
+            for file in ["final.safetensors", "final-critics.safetensors", OfflineResumeState.fileName] {
+                let (expected, _) = try Safetensors.read(from: whole.checkpoints.appendingPathComponent(file))
+                let (resumed, _) = try Safetensors.read(from: stopped.checkpoints.appendingPathComponent(file))
+                XCTAssertEqual(Set(resumed.keys), Set(expected.keys), file)
+                let differing = expected.keys.filter { resumed[$0]?.values != expected[$0]?.values }
+                XCTAssertTrue(differing.isEmpty, "\(method) \(file): \(differing.sorted().prefix(4)) differ")
+            }
+            func records(_ run: RunDirectory) throws -> [String] {
+                try String(contentsOf: run.metrics, encoding: .utf8).split(separator: "\n").map { line in
+                    var record = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                    record["perf/steps_per_second"] = nil
+                    return String(decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self)
+                }
+            }
+            XCTAssertEqual(try records(stopped), try records(whole), "\(method): the metrics read as one run's")
+            XCTAssertThrowsError(try runOffline(config: config, run: stopped, resume: true, log: { _ in })) { error in
+                XCTAssertTrue("\(error)".contains("already finished 6"), "\(error)")
+            }
+        }
+        XCTAssertThrowsError(try runOffline(config: try RunConfig.parse(yaml: "env: {task: pendulum}\npretrain: {dataset: \(data.path)}"),
+                                            run: try RunDirectory(url: directory.appendingPathComponent("empty")), resume: true, log: { _ in })) { error in
+            XCTAssertTrue("\(error)".contains("no resume-state.safetensors"), "\(error)")
+        }
+    }
 }

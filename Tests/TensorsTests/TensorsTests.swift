@@ -46,6 +46,26 @@ final class TensorsTests: XCTestCase {
         XCTAssertEqual((0..<10).map { _ in restored.nextUInt32() }, (0..<10).map { _ in random.nextUInt32() })
     }
 
+    /// Mid-block, and with a Box–Muller spare pending, a decoded generator continues exactly (an offline run's resume
+    /// relies on it); a state written without the block index starts at the next block.
+    func testCheckpointedStateResumesMidBlockWithItsSpareNormal() throws {
+        var random = Philox(seed: 11, stream: 3)
+        _ = random.nextUInt32()
+        _ = random.normal() // leaves a spare
+        let data = try JSONEncoder().encode(random)
+        var restored = try JSONDecoder().decode(Philox.self, from: data)
+        XCTAssertEqual(restored, random)
+        XCTAssertEqual((0..<9).map { _ in restored.normal() }, (0..<9).map { _ in random.normal() })
+        XCTAssertEqual((0..<7).map { _ in restored.nextUInt32() }, (0..<7).map { _ in random.nextUInt32() })
+
+        var old = try JSONDecoder().decode(Philox.self, from: Data(#"{"key": 5, "counter": 2}"#.utf8))
+        var nextBlock = Philox(seed: 0)
+        nextBlock.key = 5
+        nextBlock.counter = 2
+        XCTAssertEqual(old.nextUInt32(), nextBlock.nextUInt32())
+        XCTAssertThrowsError(try JSONDecoder().decode(Philox.self, from: Data(#"{"key": 5, "counter": 0, "index": 2}"#.utf8)))
+    }
+
     func testMatrixResizeKeepsColumnsAndGrows() {
         let matrix = Matrix(rows: 2, columns: 3)
         matrix.resize(rows: 10)
