@@ -8,9 +8,7 @@ final class CollectTests: XCTestCase {
     /// A wide Gaussian samples past Pendulum's torque bound of 2 (std 1 in normalised units is 2 N·m); the dataset holds
     /// the torque the environment executed, clipped to [−2, 2], unless `rawActions` asks for the samples as drawn.
     func testCollectedActionsAreTheExecutedControls() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("collect-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let directory = try makeTemporaryDirectory("collect")
         let config = try RunConfig.parse(yaml: """
             seed: 3
             env: {task: pendulum, n_envs: 4, horizon_steps: 1, act_steps: 1}

@@ -8,9 +8,7 @@ import Tensors
 /// run directory's files, and a checkpoint that `dppo eval` reads.
 final class OfflineJobTests: XCTestCase {
     func testOfflineRunPretrainsTheCriticsThenTrainsAndWritesItsRun() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("offline-job-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let directory = try makeTemporaryDirectory("offline-job")
         let data = directory.appendingPathComponent("demos.safetensors")
         let yaml = """
             seed: 5
@@ -85,9 +83,7 @@ final class OfflineJobTests: XCTestCase {
     /// critics and evaluations of the run that went through uninterrupted, for both methods, across the end of a
     /// frozen-actor warm-up.
     func testAResumedOfflineRunContinuesBitForBit() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("offline-resume-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let directory = try makeTemporaryDirectory("offline-resume")
         let data = directory.appendingPathComponent("demos.safetensors")
         for method in ["method: diffusion_ql", "method: edp, variant: iql"] {
             let yaml = """

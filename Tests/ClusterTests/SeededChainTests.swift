@@ -19,13 +19,6 @@ final class SeededChainTests: XCTestCase {
         """)
     }
 
-    func temporaryDirectory() throws -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dppo-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
-        return directory
-    }
-
     func randomPolicy(_ config: RunConfig) -> DiffusionPolicy {
         let policy = DiffusionPolicy(settings: config.denoising, network: config.networkShape)
         var random = Philox(seed: 3)
@@ -103,7 +96,7 @@ final class SeededChainTests: XCTestCase {
     /// that finds a larger difference keeps the recorded chains and switches the run to full chains.
     func testLearnerRebuildsAndFallsBackOnAFailedCheck() throws {
         let config = try config(port: 5555)
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory()
         let start = try writeRandomPolicy(config: config, to: directory)
         let learner = try Learner(config: config, run: try RunDirectory(url: directory.appendingPathComponent("run")), basePolicy: start)
         let actorModel = PolicyModel(config: config)
@@ -190,7 +183,7 @@ final class SeededChainTests: XCTestCase {
         var config = try config(port: 24_740, checkEvery: 2)
         config.cluster.synchronization = "async"
         config.train.iterations = 3
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory()
         let start = try writeRandomPolicy(config: config, to: directory)
         let result = try runInProcessCluster(config: config, start: start, in: directory)
         XCTAssertEqual(result.summary["chain_transport"] as? String, "seeded", "\(result.summary["chain_fallback"] ?? "")")
@@ -214,7 +207,7 @@ final class SeededChainTests: XCTestCase {
         }
         let model = "denoising_steps: 10, ft_denoising_steps: 8"
         let seededConfig = try config(port: 24_710, checkEvery: 4, policy: model)
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory()
         let start = try writeRandomPolicy(config: seededConfig, to: directory)
         let seeded = try runInProcessCluster(config: seededConfig, start: start, in: directory.appendingPathComponent("seeded"))
         XCTAssertEqual(seeded.summary["chain_transport"] as? String, "seeded")
