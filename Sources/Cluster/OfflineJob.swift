@@ -178,7 +178,8 @@ public func runOffline(config: RunConfig, run: RunDirectory, resume: Bool = fals
     let started = Date()
     let settings = config.offline
     guard config.model.policy == .diffusion else { throw ConfigError("dppo offline trains diffusion policies: set model.policy: diffusion") }
-    try config.resolvedYAML.write(to: run.config, atomically: true, encoding: .utf8)
+    // A resumed run keeps its config.yaml until its state has loaded into this config's trainer.
+    if !resume { try config.resolvedYAML.write(to: run.config, atomically: true, encoding: .utf8) }
 
     var dataConfig = config
     if !settings.dataset.isEmpty { dataConfig.pretrain.dataset = settings.dataset }
@@ -240,6 +241,7 @@ public func runOffline(config: RunConfig, run: RunDirectory, resume: Bool = fals
             throw ConfigError("the run in \(run.url.path) already finished \(resumed.state.step) of offline.n_steps \(settings.steps); raise offline.n_steps to continue it")
         }
         try resumed.state.restore(into: trainer, tensors: resumed.tensors)
+        try config.resolvedYAML.write(to: run.config, atomically: true, encoding: .utf8)
         let discarded = try MetricsWriter.discardRecords(in: run.metrics) { record in (record["step"] as? Int).map { $0 <= resumed.state.step } ?? true }
         log("offline: resuming \(run.url.path) at step \(resumed.state.step) of \(settings.steps)\(discarded > 0 ? " (\(discarded) metrics records after it dropped)" : "")")
     } else if !settings.initCritics.isEmpty {

@@ -123,9 +123,12 @@ final class OfflineJobTests: XCTestCase {
                 }
             }
             XCTAssertEqual(try records(stopped), try records(whole), "\(method): the metrics read as one run's")
-            XCTAssertThrowsError(try runOffline(config: config, run: stopped, resume: true, log: { _ in })) { error in
+            let resolved = try String(contentsOf: stopped.config, encoding: .utf8)
+            XCTAssertThrowsError(try runOffline(config: try RunConfig.parse(yaml: yaml, overrides: ["offline.batch_size=9"]), run: stopped, resume: true,
+                                                log: { _ in })) { error in
                 XCTAssertTrue("\(error)".contains("already finished 6"), "\(error)")
             }
+            XCTAssertEqual(try String(contentsOf: stopped.config, encoding: .utf8), resolved, "a refused resume leaves config.yaml as it was")
         }
         XCTAssertThrowsError(try runOffline(config: try RunConfig.parse(yaml: "env: {task: pendulum}\npretrain: {dataset: \(data.path)}"),
                                             run: try RunDirectory(url: directory.appendingPathComponent("empty")), resume: true, log: { _ in })) { error in
