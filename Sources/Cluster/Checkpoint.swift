@@ -66,11 +66,7 @@ public enum Checkpoint {
         var tensors = model.baseParameters.namedTensors(prefix: "base.") + model.trainableParameters.namedTensors(prefix: "ft.")
         if let update {
             tensors += update.critic.parameters.namedTensors(prefix: "critic.")
-            for (name, optimizer) in [("actor", update.actorOptimizer), ("critic", update.criticOptimizer)] {
-                let state = optimizer.state()
-                tensors.append(NamedTensor(name: "optimizer.\(name).m", shape: [state.firstMoment.count], values: state.firstMoment))
-                tensors.append(NamedTensor(name: "optimizer.\(name).v", shape: [state.secondMoment.count], values: state.secondMoment))
-            }
+            tensors += update.actorOptimizer.momentTensors(name: "actor") + update.criticOptimizer.momentTensors(name: "critic")
         }
         try Safetensors.write(tensors, metadata: ["format": "dppo-swift-checkpoint", "kind": info.kind], to: url)
         let encoder = JSONEncoder()
@@ -102,12 +98,9 @@ public enum Checkpoint {
         }
         let (tensors, _) = try Safetensors.read(from: url)
         try update.critic.parameters.load(tensors, prefix: "critic.")
-        for (optimizerName, optimizer, step) in [("actor", update.actorOptimizer, info.actorOptimizerStep), ("critic", update.criticOptimizer, info.criticOptimizerStep)] {
-            guard let m = tensors["optimizer.\(optimizerName).m"], let v = tensors["optimizer.\(optimizerName).v"], let step,
-                  m.values.count == optimizer.parameters.count, v.values.count == optimizer.parameters.count else {
-                throw ConfigError("checkpoint \(name) lacks a complete \(optimizerName) optimizer state")
-            }
-            optimizer.restore(step: step, firstMoment: m.values, secondMoment: v.values)
+        for (optimizerName, optimizer, step) in [("actor", update.actorOptimizer, info.actorOptimizerStep), ("critic", update.criticOptimizer, info.criticOptimizerStep)]
+        where !optimizer.restoreMoments(name: optimizerName, step: step, from: tensors) {
+            throw ConfigError("checkpoint \(name) lacks a complete \(optimizerName) optimizer state")
         }
         if update.rewardScaler != nil {
             guard let scaler = info.rewardScaler, scaler.runningReturns.count == update.rewardScaler?.runningReturns.count else {
@@ -159,5 +152,23 @@ public enum Checkpoint {
         try model.baseParameters.load(tensors, prefix: "base.")
         try model.trainableParameters.load(tensors, prefix: "ft.")
         return info
+    }
+}
+
+extension Adam {
+    /// `optimizer.<name>.m` and `optimizer.<name>.v`: the moments a checkpoint stores (its JSON holds the step count).
+    func momentTensors(name: String) -> [NamedTensor] {
+        let state = state()
+        return [NamedTensor(name: "optimizer.\(name).m", shape: [state.firstMoment.count], values: state.firstMoment),
+                NamedTensor(name: "optimizer.\(name).v", shape: [state.secondMoment.count], values: state.secondMoment)]
+    }
+
+    /// Restores what `momentTensors(name:)` wrote, at `step`; false (and nothing changed) when a part is missing or
+    /// does not fit these parameters.
+    func restoreMoments(name: String, step: Int?, from tensors: [String: NamedTensor]) -> Bool {
+        guard let m = tensors["optimizer.\(name).m"], let v = tensors["optimizer.\(name).v"], let step, step >= 0,
+              m.values.count == parameters.count, v.values.count == parameters.count else { return false }
+        restore(step: step, firstMoment: m.values, secondMoment: v.values)
+        return true
     }
 }

@@ -20,14 +20,11 @@ public func evaluateCheckpointWithCritics(config: RunConfig, checkpoint: URL, cr
     let info = try Checkpoint.load(model, from: checkpoint)
     guard case .diffusion(let policy) = model else { throw ConfigError("critic-guided evaluation needs a diffusion policy (model.policy: diffusion)") }
     guard candidates >= 1 else { throw ConfigError("--candidates must be at least 1") }
-    let (tensors, metadata) = try Safetensors.read(from: critics)
-    guard metadata["format"] == "dppo-swift-offline-critics" else {
-        throw ConfigError("\(critics.path) is not a critics file of dppo offline (format \(metadata["format"] ?? "missing"))")
-    }
+    let (tensors, method) = try OfflineCriticsFile.read(critics)
     let critic = TwinQCritic(shape: CriticShape(observationDim: policy.base.shape.observationDim, actionDim: policy.settings.chunkWidth))
     try critic.parameters.load(tensors, prefix: "critic.")
     try critic.target.load(tensors, prefix: "critic_target.")
-    let isDiffusionQL = metadata["method"] == "Diffusion-QL"
+    let isDiffusionQL = method == "Diffusion-QL"
     let selector = CandidateSelector(candidates: candidates, rule: isDiffusionQL ? DiffusionQLSettings().selection : EDPSettings().selection,
                                      criticCopy: isDiffusionQL ? .target : .online, sampler: DDPMChunkSampler(),
                                      observationDim: critic.shape.observationDim, actionDim: critic.shape.actionDim)

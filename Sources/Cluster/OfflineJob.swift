@@ -78,21 +78,40 @@ struct StepRate {
     }
 }
 
-/// Loads every non-actor parameter set of `trainer` (critics, their targets, EDP-IQL's V) from a critics file that
-/// `dppo offline` saved (any method whose critics have the same parts: EDP-IQL's also holds V); the optimizers start
-/// afresh. Returns the method that trained them.
-@discardableResult
-func loadCritics(into trainer: OfflineTrainer, from url: URL) throws -> String {
-    let (tensors, metadata) = try Safetensors.read(from: url)
-    guard metadata["format"] == "dppo-swift-offline-critics" else {
-        throw ConfigError("offline.init_critics: \(url.path) is not a critics file of dppo offline (format \(metadata["format"] ?? "missing"))")
-    }
-    for (key, parameters) in trainer.parameterSets where !key.hasPrefix("actor") {
-        do { try parameters.load(tensors, prefix: "\(key).") } catch {
-            throw ConfigError("offline.init_critics: \(url.path) does not fit this run's \(key) (\(error)); the model and env sections must match the run that saved it")
+/// The critics file `dppo offline` writes beside each checkpoint (`<name>-critics.safetensors`): every parameter set
+/// of the trainer but the actor copies (`critic.*`, `critic_target.*`, EDP-IQL's `value.*`); metadata `format` and
+/// `method` (the trainer's label, e.g. `Diffusion-QL`, `EDP-IQL`).
+enum OfflineCriticsFile {
+    static let format = "dppo-swift-offline-critics"
+
+    static func write(_ trainer: OfflineTrainer, method: String, to url: URL) throws {
+        var tensors: [NamedTensor] = []
+        for (key, parameters) in trainer.parameterSets.sorted(by: { $0.key < $1.key }) where !key.hasPrefix("actor") {
+            tensors += parameters.namedTensors(prefix: "\(key).")
         }
+        try Safetensors.write(tensors, metadata: ["format": format, "method": method], to: url)
     }
-    return metadata["method"] ?? "unknown"
+
+    /// The file's tensors and the method that trained them; any other file is refused.
+    static func read(_ url: URL) throws -> (tensors: [String: NamedTensor], method: String) {
+        let (tensors, metadata) = try Safetensors.read(from: url)
+        guard metadata["format"] == format else {
+            throw ConfigError("\(url.path) is not a critics file of dppo offline (format \(metadata["format"] ?? "missing"))")
+        }
+        return (tensors, metadata["method"] ?? "unknown")
+    }
+
+    /// Loads the file into every non-actor parameter set of `trainer` (a file of either method fits when the parts
+    /// match: EDP-IQL's also holds V); the optimizers start afresh. Returns the method that trained them.
+    static func load(into trainer: OfflineTrainer, from url: URL) throws -> String {
+        let (tensors, method) = try read(url)
+        for (key, parameters) in trainer.parameterSets where !key.hasPrefix("actor") {
+            do { try parameters.load(tensors, prefix: "\(key).") } catch {
+                throw ConfigError("\(url.path) does not fit this run's \(key) (\(error)); the model and env sections must match the run that saved it")
+            }
+        }
+        return method
+    }
 }
 
 /// One evaluation of an offline run: the exported actor sampled as DPPO samples it, and with critic selection.
@@ -122,11 +141,7 @@ struct OfflineResumeState: Codable {
     func save(trainer: OfflineTrainer, to url: URL) throws {
         var tensors: [NamedTensor] = []
         for (key, parameters) in trainer.parameterSets.sorted(by: { $0.key < $1.key }) { tensors += parameters.namedTensors(prefix: "\(key).") }
-        for (name, optimizer) in trainer.optimizers.sorted(by: { $0.key < $1.key }) {
-            let state = optimizer.state()
-            tensors.append(NamedTensor(name: "optimizer.\(name).m", shape: [state.firstMoment.count], values: state.firstMoment))
-            tensors.append(NamedTensor(name: "optimizer.\(name).v", shape: [state.secondMoment.count], values: state.secondMoment))
-        }
+        for (name, optimizer) in trainer.optimizers.sorted(by: { $0.key < $1.key }) { tensors += optimizer.momentTensors(name: name) }
         let json = String(decoding: try JSONEncoder().encode(self), as: UTF8.self)
         // Written beside and renamed over the old one: a run killed mid-write keeps the previous state.
         let partial = url.appendingPathExtension("partial")
@@ -154,12 +169,8 @@ struct OfflineResumeState: Codable {
                 throw ConfigError("the resume state does not fit this run's \(key) (\(error)); resume with the config the run started with")
             }
         }
-        for (name, optimizer) in trainer.optimizers {
-            guard let m = tensors["optimizer.\(name).m"], let v = tensors["optimizer.\(name).v"], let step = optimizerSteps[name],
-                  m.values.count == optimizer.parameters.count, v.values.count == optimizer.parameters.count else {
-                throw ConfigError("the resume state lacks a complete \(name) optimizer state")
-            }
-            optimizer.restore(step: step, firstMoment: m.values, secondMoment: v.values)
+        for (name, optimizer) in trainer.optimizers where !optimizer.restoreMoments(name: name, step: optimizerSteps[name], from: tensors) {
+            throw ConfigError("the resume state lacks a complete \(name) optimizer state")
         }
         trainer.step = trainerStep
         trainer.random = trainerRandom
@@ -169,10 +180,9 @@ struct OfflineResumeState: Codable {
 /// `dppo offline`: Diffusion-QL or EDP on a dataset in DPPO's parameterisation, with progress, metrics.jsonl,
 /// periodic evaluation (the exported actor sampled as DPPO samples it, and the online actor with critic selection),
 /// and checkpoints that `dppo eval` reads and that DPPO fine-tuning starts from (`pretrain.checkpoint`).
-/// Returns the summary written to summary.json.
-@discardableResult
 /// `resume`: continue the run in `run` from its `checkpoints/resume-state.safetensors` (`dppo offline --resume`);
-/// `offline.n_steps` may be raised to train on.
+/// `offline.n_steps` may be raised to train on. Returns the summary written to summary.json.
+@discardableResult
 public func runOffline(config: RunConfig, run: RunDirectory, resume: Bool = false, log: (String) -> Void = Cluster.log) throws -> [String: Any] {
     BLAS.setThreads(config.cluster.learnerThreads)
     let started = Date()
@@ -245,7 +255,7 @@ public func runOffline(config: RunConfig, run: RunDirectory, resume: Bool = fals
         let discarded = try MetricsWriter.discardRecords(in: run.metrics) { record in (record["step"] as? Int).map { $0 <= resumed.state.step } ?? true }
         log("offline: resuming \(run.url.path) at step \(resumed.state.step) of \(settings.steps)\(discarded > 0 ? " (\(discarded) metrics records after it dropped)" : "")")
     } else if !settings.initCritics.isEmpty {
-        let source = try loadCritics(into: trainer, from: URL(fileURLWithPath: settings.initCritics))
+        let source = try OfflineCriticsFile.load(into: trainer, from: URL(fileURLWithPath: settings.initCritics))
         log("offline: critics start from \(settings.initCritics) (trained by \(source))\(settings.criticPretrainSteps > 0 ? "; no Monte Carlo pre-training" : "")")
     }
     log(String(format: "offline: %@ on %d transitions (%@), %d steps of batch %d, %@ sampling; run directory %@", label, transitions.count,
@@ -273,12 +283,7 @@ public func runOffline(config: RunConfig, run: RunDirectory, resume: Bool = fals
         let info = CheckpointInfo(kind: "offline", iteration: evaluations.last?.step ?? 0, policyVersion: 0, environmentSteps: 0,
                                   model: .diffusion(exported), normalization: normalization, evalReturn: evaluations.last?.policy)
         try Checkpoint.save(model: .diffusion(exported), update: nil, info: info, to: url)
-        var critics: [NamedTensor] = []
-        for (key, parameters) in trainer.parameterSets.sorted(by: { $0.key < $1.key }) where !key.hasPrefix("actor") {
-            critics += parameters.namedTensors(prefix: "\(key).")
-        }
-        try Safetensors.write(critics, metadata: ["format": "dppo-swift-offline-critics", "method": label],
-                              to: run.checkpoints.appendingPathComponent("\(name)-critics.safetensors"))
+        try OfflineCriticsFile.write(trainer, method: label, to: run.checkpoints.appendingPathComponent("\(name)-critics.safetensors"))
     }
 
     let batch = transitions.makeBatch(size: settings.batchSize)
