@@ -3,7 +3,7 @@ import Diffusion
 import Networks
 import Tensors
 
-/// DPPO hyperparameters (dppo.md §4.6, §4.10). Defaults are the reference's Gym fine-tuning values.
+/// DPPO hyperparameters (docs/algorithms.md §4.6, §4.10). Defaults are the reference's Gym fine-tuning values.
 public struct PPOHyperparameters: Sendable, Equatable, Codable {
     /// γ per decision (chunk) and GAE λ.
     public var gamma: Double = 0.99
@@ -46,7 +46,7 @@ public struct PPOHyperparameters: Sendable, Equatable, Codable {
 
     public init() {}
 
-    /// ε_j for chain index j (dppo.md §4.6 step 5); constant ε when K′ = 1.
+    /// ε_j for chain index j (docs/algorithms.md §4.6 step 5); constant ε when K′ = 1.
     public func clipCoefficient(chainIndex j: Int, fineTunedSteps: Int) -> Double {
         guard fineTunedSteps > 1 else { return clipCoefficient }
         let u = Double(j) / Double(fineTunedSteps - 1)
@@ -59,7 +59,7 @@ public struct PPOHyperparameters: Sendable, Equatable, Codable {
     }
 }
 
-/// A `CosineAnnealingWarmupRestarts` schedule from the configured learning rate down to `minLearningRate` (dppo.md §4.9).
+/// A `CosineAnnealingWarmupRestarts` schedule from the configured learning rate down to `minLearningRate` (docs/algorithms.md §4.9).
 public struct LearningRateSchedule: Sendable, Equatable, Codable {
     public var firstCycleSteps: Int
     public var warmupSteps: Int
@@ -91,7 +91,7 @@ public struct PPOStatistics: Sendable, Equatable {
     public init() {}
 }
 
-/// The learner's PPO update (dppo.md §4.5–4.6): values, reward scaling, GAE, old log-probs, then PPO epochs over
+/// The learner's PPO update (docs/algorithms.md §4.5–4.6): values, reward scaling, GAE, old log-probs, then PPO epochs over
 /// (decision × likelihood term) pairs. With a diffusion policy the terms are its K′ fine-tuned denoising steps
 /// (DPPO); with a Gaussian policy there is one per decision (the baseline of §6).
 public final class PPOUpdate {
@@ -102,7 +102,7 @@ public final class PPOUpdate {
     public let criticOptimizer: Adam
     public var rewardScaler: RunningRewardScaler?
     public var random: Philox
-    /// Scheduler steps taken so far; the actor's only count iterations after the critic warm-up (dppo.md §8.14).
+    /// Scheduler steps taken so far; the actor's only count iterations after the critic warm-up (docs/algorithms.md §8.14).
     public var actorScheduleSteps = 0
     public var criticScheduleSteps = 0
 
@@ -110,9 +110,6 @@ public final class PPOUpdate {
     var values: [Float] = [], nextValues: [Float] = [], advantages: [Float] = [], returns: [Float] = []
     var oldLogProbabilities: [Float] = []
     var permutation: [Int] = []
-    /// The behaviour policies of the next `prepare` when some decisions were sampled by older weights (the cluster's
-    /// async mode); nil: every decision was sampled by the current weights, which then give the old log-probabilities.
-    public var behaviour: BehaviourPolicies? = nil
     // Per-minibatch buffers.
     public let minibatch: PPOMinibatch
     let criticObservations: Matrix, criticGradient: Matrix, teacherObservations: Matrix
@@ -141,8 +138,10 @@ public final class PPOUpdate {
     }
 
     /// Runs the whole update for one iteration's batch. `iteration` gates the critic warm-up.
-    public func update(batch: RolloutBatch, iteration: Int) -> PPOStatistics {
-        var statistics = prepare(batch: batch)
+    /// `behaviour`: the weights that sampled the decisions when some were sampled by older weights (the cluster's
+    /// async mode); nil: every decision was sampled by the current weights, which then give the old log-probabilities.
+    public func update(batch: RolloutBatch, iteration: Int, behaviour: BehaviourPolicies? = nil) -> PPOStatistics {
+        var statistics = prepare(batch: batch, behaviour: behaviour)
         let n = batch.count
         let pairs = n * actor.termsPerDecision
         // 5. PPO epochs over pairs.
@@ -192,8 +191,9 @@ public final class PPOUpdate {
         }
     }
 
-    /// Steps 1–4 of the update: values, reward scaling, GAE, and old log-probabilities of every transition.
-    public func prepare(batch: RolloutBatch) -> PPOStatistics {
+    /// Steps 1–4 of the update: values, reward scaling, GAE, and old log-probabilities of every transition, taken with
+    /// `behaviour`'s weights when given (see `update`).
+    public func prepare(batch: RolloutBatch, behaviour: BehaviourPolicies? = nil) -> PPOStatistics {
         var statistics = PPOStatistics()
         let n = batch.count
         prepareBuffers(count: n)
@@ -305,7 +305,7 @@ public final class PPOUpdate {
         return terms
     }
 
-    /// The DPPO loss of one minibatch and its gradients (dppo.md §4.6 steps 1–9):
+    /// The DPPO loss of one minibatch and its gradients (docs/algorithms.md §4.6 steps 1–9):
     /// L = L_pg + vf_coef·L_v (+ bc_coef·L_bc). Leaves ∂L/∂θ in the fine-tuned network's gradients (when
     /// `includeActor`) and ∂L/∂φ in the critic's; steps no optimizer.
     public func computeLoss(_ minibatch: PPOMinibatch, includeActor: Bool = true) -> PPOLossTerms {

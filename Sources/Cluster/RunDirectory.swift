@@ -57,6 +57,15 @@ public final class MetricsWriter {
         return lines.count - kept.count
     }
 
+    /// Appends one typed record (`IterationMetrics`); a value that cannot be written throws.
+    public func write<Record: Encodable>(_ record: Record) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var data = try encoder.encode(record)
+        data.append(0x0A)
+        try handle.write(contentsOf: data)
+    }
+
     public func write(_ record: [String: Any]) {
         let cleaned = record.mapValues { value -> Any in
             if let double = value as? Double, !double.isFinite { return NSNull() }

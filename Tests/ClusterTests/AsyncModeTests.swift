@@ -37,31 +37,33 @@ final class AsyncModeTests: XCTestCase {
             let start = try writeRandomPolicy(config: config, to: directory)
             let learner = try Learner(config: config, run: try RunDirectory(url: directory.appendingPathComponent("run")), basePolicy: start)
             let parameters = learner.model.trainableParameters
-            learner.rememberWeights()
+            try learner.weights.advance(to: 1, chainTransport: .full)
             let version1 = Array(parameters.valueBuffer)
             for index in 0..<parameters.count { parameters.values[index] += 0.05 * Float(sin(Double(index))) }
-            learner.policyVersion = 2
-            learner.rememberWeights()
+            try learner.weights.advance(to: 2, chainTransport: .full)
             let version2 = Array(parameters.valueBuffer)
 
-            let batch = learner.batch
+            let batch = RolloutBatch(streams: config.streams, steps: config.train.stepsPerIteration,
+                                     observationWidth: config.networkShape.observationDim, recordWidth: config.recordWidth)
+            var rowVersions = [UInt64](repeating: 2, count: batch.count)
             for index in 0..<(batch.observations.rows * batch.observations.columns) { batch.observations.data[index] = Float(sin(Double(index) * 0.37)) }
             for index in 0..<(batch.records.rows * batch.records.columns) { batch.records.data[index] = Float(cos(Double(index) * 0.53)) * 0.8 }
             let perActor = config.environment.environmentsPerActor
             for stream in 0..<batch.streams {
                 for step in 0..<batch.steps {
                     // Actor 0's first 12 steps are version 1's (a lagged segment), everything else version 2's.
-                    learner.rowVersions[batch.row(stream: stream, step: step)] = stream < perActor && step < 12 ? 1 : 2
+                    rowVersions[batch.row(stream: stream, step: step)] = stream < perActor && step < 12 ? 1 : 2
                 }
             }
             let update = learner.update
             let terms = update.actor.termsPerDecision
-            update.behaviour = learner.behaviourPolicies()
-            XCTAssertEqual(update.behaviour?.snapshots.count, 1)
-            _ = update.prepare(batch: batch)
+            let behaviour = learner.weights.behaviourPolicies(rowVersions: rowVersions)
+            XCTAssertEqual(behaviour?.snapshots.count, 1)
+            XCTAssertNil(learner.weights.behaviourPolicies(rowVersions: [UInt64](repeating: 2, count: batch.count)),
+                         "a batch of the current version only needs no snapshots")
+            _ = update.prepare(batch: batch, behaviour: behaviour)
             let mixed = update.oldLogProbabilities
             XCTAssertEqual(Array(parameters.valueBuffer), version2, "the current weights are restored")
-            update.behaviour = nil
             parameters.values.update(from: version1, count: parameters.count)
             _ = update.prepare(batch: batch)
             let under1 = update.oldLogProbabilities
@@ -73,7 +75,7 @@ final class AsyncModeTests: XCTestCase {
             for row in 0..<batch.count {
                 for term in 0..<terms {
                     let pair = row * terms + term
-                    if learner.rowVersions[row] == 1 {
+                    if rowVersions[row] == 1 {
                         lagged += 1
                         XCTAssertEqual(mixed[pair], under1[pair], accuracy: 1e-5, "\(model) row \(row)")
                         if abs(under1[pair] - under2[pair]) > 1e-4 { differing += 1 }

@@ -160,7 +160,7 @@ final class FaultRestartTests: XCTestCase {
         XCTAssertEqual(learner.dropped, ["duplicate": 1, "out_of_order": 1, "restarted_stream": 1])
         for (stream, marker) in [(0, Float(2)), (1, Float(5))] {
             for step in 0..<4 {
-                XCTAssertEqual(learner.batch.observations.row(learner.batch.row(stream: stream, step: step))[0], marker, "stream \(stream) step \(step)")
+                XCTAssertEqual(learner.assembler.batch.observations.row(learner.assembler.batch.row(stream: stream, step: step))[0], marker, "stream \(stream) step \(step)")
             }
         }
     }

@@ -108,9 +108,10 @@ final class SeededChainTests: XCTestCase {
         }
         let control = ControlServer(socket: try Socket(.reply), codec: learner.codec, welcomeTensors: [], configHash: config.compatibilityHash,
                                     actors: 2, seed: 1)
-        let weights = try XCTUnwrap(learner.encodedWeights())
+        try learner.weights.advance(to: 1, chainTransport: .seeded)
+        let weights = learner.weights.message
         control.publish { $0.weightsMessage = weights; $0.chainTransport = .seeded; $0.policyVersion = 1 }
-        learner.controlServer = control
+        let chains = learner.chains, store = learner.weights
         guard case .diffusion(let actorPolicy) = actorModel else { return XCTFail("a diffusion policy") }
         let environments = try config.makeEnvironments(count: 4, seed: 9, normalization: nil)
         try environments.resetAll()
@@ -123,37 +124,38 @@ final class SeededChainTests: XCTestCase {
 
         var seedsOnly = recorded
         seedsOnly.chains = []
-        XCTAssertNil(learner.resolveChains(&seedsOnly, log: { _ in }))
+        XCTAssertNil(chains.resolve(&seedsOnly, weights: store, log: { _ in }))
         XCTAssertEqual(seedsOnly.chains.count, recorded.chains.count)
         let difference = seedsOnly.chains.withUnsafeBufferPointer { a in recorded.chains.withUnsafeBufferPointer { SeededChainSampler.maxDifference(a, $0) } }
         XCTAssertLessThanOrEqual(difference, Float(config.cluster.chainTolerance))
-        XCTAssertEqual(learner.traffic.rebuiltDecisions, 24)
+        XCTAssertEqual(chains.counts.rebuiltDecisions, 24)
 
         var checked = recorded
-        XCTAssertNil(learner.resolveChains(&checked, log: { _ in }))
-        XCTAssertEqual(learner.chainTransport, .seeded)
-        XCTAssertEqual(learner.traffic.chainChecks, 1)
+        XCTAssertNil(chains.resolve(&checked, weights: store, log: { _ in }))
+        XCTAssertEqual(chains.transport, .seeded)
+        XCTAssertEqual(chains.counts.checks, 1)
 
         // Seeds for a version the learner does not hold cannot be rebuilt.
         var future = recorded
         future.chains = []
         future.policyVersion = 7
-        XCTAssertEqual(learner.resolveChains(&future, log: { _ in }), "stale_version")
+        XCTAssertEqual(chains.resolve(&future, weights: store, log: { _ in }), "stale_version")
 
         var tampered = recorded
         tampered.chains[5] += 1e-3
         var lines: [String] = []
-        XCTAssertNil(learner.resolveChains(&tampered, log: { lines.append($0) }))
+        XCTAssertNil(chains.resolve(&tampered, weights: store, log: { lines.append($0) }))
         XCTAssertEqual(tampered.chains, { var c = recorded.chains; c[5] += 1e-3; return c }(), "a checked segment trains on what the actor recorded")
-        XCTAssertEqual(learner.chainTransport, .full)
-        XCTAssertTrue(learner.chainFallbackReason?.contains("actor 1") == true, learner.chainFallbackReason ?? "no reason")
+        XCTAssertEqual(chains.transport, .full)
+        XCTAssertTrue(chains.fallbackReason?.contains("actor 1") == true, chains.fallbackReason ?? "no reason")
         XCTAssertTrue(lines.contains { $0.contains("falling back to full chains") })
 
         // After the fallback, seeds alone are no longer trusted, and actors are told so by every control reply,
         // the current version's weights included.
+        try learner.announceChainTransport(control: control)
         var late = recorded
         late.chains = []
-        XCTAssertEqual(learner.resolveChains(&late, log: { _ in }), "seeded_after_fallback")
+        XCTAssertEqual(chains.resolve(&late, weights: store, log: { _ in }), "seeded_after_fallback")
         let codec = learner.codec
         func ask(_ message: WireMessage) throws -> [String: Any] { try Messages.readMeta(try codec.decode(control.respond(to: try codec.encode(message)))) }
         let welcome = try ask(WireMessage(kind: .hello, policyVersion: 0, actorIndex: 0, sequence: 1,
