@@ -1,4 +1,4 @@
-/// How GAE treats an episode that was cut by the time limit (dppo.md §4.5, §8.11).
+/// How GAE treats an episode that was cut by the time limit (docs/algorithms.md §4.5, §8.11).
 public enum TruncationHandling: String, Sendable, Codable, CaseIterable {
     /// Bootstrap from V(final observation) and stop the recursion at the episode boundary (correct).
     case bootstrap
@@ -6,7 +6,7 @@ public enum TruncationHandling: String, Sendable, Codable, CaseIterable {
     case reference
 }
 
-/// Generalised advantage estimation over one environment stream of decisions (dppo.md §4.5).
+/// Generalised advantage estimation over one environment stream of decisions (docs/algorithms.md §4.5).
 ///
 /// - rewards, values, terminated, truncated: one entry per decision, in time order.
 /// - nextValues: V of the observation that follows each decision (the next decision's observation,
@@ -33,7 +33,7 @@ public func generalizedAdvantages(
     }
 }
 
-/// Running reward scaling of the reference (dppo.md §4.5 step 1): a discounted running return per
+/// Running reward scaling of the reference (docs/algorithms.md §4.5 step 1): a discounted running return per
 /// stream, whose running variance (parallel merge, initial mean 0, var 1, count 1e−4, merged variance M2/(n − 1)) scales rewards.
 public struct RunningRewardScaler: Sendable, Codable, Equatable {
     public var gamma: Double
@@ -72,7 +72,7 @@ public struct RunningRewardScaler: Sendable, Codable, Equatable {
         let total = count + batchCount
         let merged = variance * count + batchVariance * batchCount + delta * delta * count * batchCount / total
         mean += delta * batchCount / total
-        // The reference divides the merged sum of squares by n_total − 1 (dppo.md §8.15).
+        // The reference divides the merged sum of squares by n_total − 1 (docs/algorithms.md §8.15).
         variance = merged / (total - 1)
         count = total
         let scale = 1 / (variance + epsilon).squareRoot()

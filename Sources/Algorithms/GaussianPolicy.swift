@@ -3,7 +3,7 @@ import Diffusion
 import Networks
 import Tensors
 
-/// The Gaussian-MLP baseline (dppo.md §2.4a, §6): a frozen pre-trained copy (`base`, the BC teacher) and the
+/// The Gaussian-MLP baseline (docs/algorithms.md §2.4a, §6): a frozen pre-trained copy (`base`, the BC teacher) and the
 /// trained `network`. A decision's record is its action chunk; its likelihood term is the mean over the Tp·Da
 /// elements of the Gaussian log-density, clamped to [−5, 2] after the mean (no reward-horizon slicing).
 public final class GaussianPolicy: RolloutPolicy, PPOActor {

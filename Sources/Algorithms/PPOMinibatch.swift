@@ -59,7 +59,7 @@ public final class PPOMinibatch {
     }
 }
 
-/// The losses and diagnostics of one minibatch (dppo.md §4.6).
+/// The losses and diagnostics of one minibatch (docs/algorithms.md §4.6).
 public struct PPOLossTerms: Sendable, Equatable {
     public var policyLoss = 0.0
     public var valueLoss = 0.0

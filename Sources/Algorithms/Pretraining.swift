@@ -15,7 +15,7 @@ public struct ChunkDataset {
     public var count: Int { observations.rows }
 }
 
-/// Settings of diffusion behaviour cloning (dppo.md §3).
+/// Settings of diffusion behaviour cloning (docs/algorithms.md §3).
 public struct PretrainingSettings: Sendable, Equatable, Codable {
     public var epochs = 200
     public var batchSize = 128
@@ -36,7 +36,7 @@ public protocol BehaviourCloningObjective: AnyObject {
     func lossAndGradient(observations: Matrix, chunks: Matrix, random: inout Philox) -> Double
 }
 
-/// The diffusion loss of dppo.md §3: L = mean (ε_θ(√ᾱ_t·a₀ + √(1−ᾱ_t)·ε, t, o) − ε)², t ~ U{0…K−1}, on the base network.
+/// The diffusion loss of docs/algorithms.md §3: L = mean (ε_θ(√ᾱ_t·a₀ + √(1−ᾱ_t)·ε, t, o) − ε)², t ~ U{0…K−1}, on the base network.
 public final class DiffusionBehaviourCloning: BehaviourCloningObjective {
     public let policy: DiffusionPolicy
     let noisy: Matrix, noise: Matrix, gradient: Matrix
@@ -79,7 +79,7 @@ public final class DiffusionBehaviourCloning: BehaviourCloningObjective {
     }
 }
 
-/// The Gaussian baseline's pre-training (dppo.md §6): negative log-likelihood of the chunk with the std fixed
+/// The Gaussian baseline's pre-training (docs/algorithms.md §6): negative log-likelihood of the chunk with the std fixed
 /// at `fixed_std`, i.e. mean over elements of (a − μ)²/(2σ²) + ln σ + ½ ln 2π. The std parameter is not trained.
 public final class GaussianBehaviourCloning: BehaviourCloningObjective {
     public let policy: GaussianPolicy
@@ -110,7 +110,7 @@ public final class GaussianBehaviourCloning: BehaviourCloningObjective {
     }
 }
 
-/// Behaviour cloning with the reference's optimizer and schedule (dppo.md §3): AdamW, cosine LR with warm-up
+/// Behaviour cloning with the reference's optimizer and schedule (docs/algorithms.md §3): AdamW, cosine LR with warm-up
 /// stepped per epoch (lr(epoch 0) = min), and an EMA copy updated every `update_ema_freq` steps from
 /// `epoch_start_ema` on (overwritten with the live weights before). Fine-tuning starts from the EMA weights.
 public final class Pretrainer {

@@ -8,7 +8,7 @@ import Datasets
 import Transport
 
 /// `dppo bench`: throughput of chain sampling and of one learner minibatch for the Hopper-size
-/// network of dppo.md, each next to its bound = FLOPs needed / single-thread sgemm GFLOP/s measured
+/// network of docs/algorithms.md, each next to its bound = FLOPs needed / single-thread sgemm GFLOP/s measured
 /// here on the same shapes.
 public struct BenchmarkReport: Codable, Sendable {
     public struct ChainSampling: Codable, Sendable {

@@ -61,7 +61,7 @@ final class SeededChainSampler {
     struct SelfTest {
         /// The largest element difference between actor-shaped and learner-shaped chains.
         var chainDifference: Float
-        /// The largest difference of a fine-tuned transition's log-probability (dppo.md §4.4) between the two chains.
+        /// The largest difference of a fine-tuned transition's log-probability (docs/algorithms.md §4.4) between the two chains.
         var logProbabilityDifference: Float
         var decisions: Int
     }

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Per-dimension min/max of observations and actions, and the maps of dppo.md §3 that use them:
+/// Per-dimension min/max of observations and actions, and the maps of docs/algorithms.md §3 that use them:
 /// x_n = 2(x − min)/(max − min + 1e−6) − 1 for observations and actions, and
 /// a = (a_n + 1)/2·(max − min) + min (without the 1e−6) to turn a policy output back into an action.
 public struct Normalization: Codable, Equatable, Sendable {
@@ -88,7 +88,7 @@ public struct Normalization: Codable, Equatable, Sendable {
     }
 
     /// a = (a_n + 1)/2·(actionMax − actionMin) + actionMin for one normalised action `[Da]`. No 1e−6 and
-    /// no clipping, as the reference's environment wrapper (dppo.md §8, point 17).
+    /// no clipping, as the reference's environment wrapper (docs/algorithms.md §8, point 17).
     public func denormalizeAction(_ normalizedAction: [Float]) -> [Float] {
         precondition(normalizedAction.count == actionDimension, "action has \(normalizedAction.count) values, normalisation is for \(actionDimension)")
         return normalizedAction.indices.map { (normalizedAction[$0] + 1) / 2 * (actionMax[$0] - actionMin[$0]) + actionMin[$0] }

@@ -67,7 +67,7 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// Behaviour-cloning data as the DPPO reference stores it (dppo.md §3): episodes concatenated,
+/// Behaviour-cloning data as the DPPO reference stores it (docs/algorithms.md §3): episodes concatenated,
 /// `states [N, Do]` and `actions [N, Da]` row-major, `trajectoryLengths [E]` adding up to N.
 ///
 /// States and actions are in environment units; normalisation is applied when windows are cut

@@ -3,7 +3,7 @@ import Foundation
 import Tensors
 
 extension TrajectoryDataset {
-    /// The behaviour-cloning samples of dppo.md §3, normalised with `normalization`.
+    /// The behaviour-cloning samples of docs/algorithms.md §3, normalised with `normalization`.
     ///
     /// A sample is a window start i inside one episode [s, e) with i + Tp ≤ e: windows never cross
     /// or pad the episode end, so an episode of L steps gives max(L − Tp + 1, 0) samples. Its

@@ -2,7 +2,7 @@ import Foundation
 import Networks
 import Tensors
 
-/// Denoising settings of a diffusion policy (dppo.md §1, §4.2–4.4); keys follow the reference's config names.
+/// Denoising settings of a diffusion policy (docs/algorithms.md §1, §4.2–4.4); keys follow the reference's config names.
 public struct DenoisingSettings: Sendable, Equatable, Codable {
     /// K: denoising steps in pre-training (and the DDPM schedule DDIM subsamples).
     public var denoisingSteps: Int
@@ -21,7 +21,7 @@ public struct DenoisingSettings: Sendable, Equatable, Codable {
     public var randnClip: Double
     /// Clamp on x̂₀.
     public var denoisedClip: Double
-    /// Sample with DDIM over `ddimSteps` "leading" timesteps instead of all K DDPM steps (dppo.md §1.5).
+    /// Sample with DDIM over `ddimSteps` "leading" timesteps instead of all K DDPM steps (docs/algorithms.md §1.5).
     public var useDDIM: Bool
     /// S: DDIM sampling steps (ignored for DDPM).
     public var ddimSteps: Int
@@ -93,7 +93,7 @@ public enum DiffusionError: Error, CustomStringConvertible {
     }
 }
 
-/// How a chain is sampled (dppo.md §1.4–1.5).
+/// How a chain is sampled (docs/algorithms.md §1.4–1.5).
 public enum SamplingMode: Sendable {
     /// Rollouts for fine-tuning: std = max(σ_t, σ_min_exp) at every step (DDIM: σ of the fixed η).
     case exploration
@@ -104,7 +104,7 @@ public enum SamplingMode: Sendable {
 /// Per-step coefficients of the reverse process, indexed by the step index t ∈ [0, S) (t = S−1 runs first).
 ///
 /// DDPM and DDIM share one form:  x̂₀ = clamp(s1·x − s2·ε̂, ±c),  μ = c1·x̂₀ + c2·x.
-/// For DDPM (dppo.md §1.2) s1 = √(1/ᾱ_t), s2 = √(1/ᾱ_t − 1) and c1, c2 are the posterior-mean coefficients.
+/// For DDPM (docs/algorithms.md §1.2) s1 = √(1/ᾱ_t), s2 = √(1/ᾱ_t − 1) and c1, c2 are the posterior-mean coefficients.
 /// For DDIM (§1.5) with a = ᾱ_τ, a′ = ᾱ_τ′ and d = √max(1 − a′ − σ², 0), the reference's
 /// μ = √a′·x̂₀ + d·ε̂′ with ε̂′ = (x − √a·x̂₀)/√(1 − a) expands to c1 = √a′ − d·√a/√(1 − a), c2 = d/√(1 − a).
 struct ReverseStepTable {

@@ -80,7 +80,7 @@ public final class DiffusionPolicy {
     /// The network's time input at step t: t for DDPM, the DDIM timestep τ_t for DDIM.
     public func networkTime(step t: Int) -> Float { steps.networkTime[t] }
 
-    /// Nominal, sampling and likelihood std of step t (dppo.md §1.4–1.5), for diagnostics and tests.
+    /// Nominal, sampling and likelihood std of step t (docs/algorithms.md §1.4–1.5), for diagnostics and tests.
     public func standardDeviations(step t: Int) -> (sampling: Float, likelihood: Float, deterministic: Float) {
         (steps.samplingStd[t], steps.likelihoodStd[t], steps.deterministicStd[t])
     }
@@ -102,7 +102,7 @@ public final class DiffusionPolicy {
     /// Samples one chain per observation row and records its last K′+1 iterates.
     ///
     /// - observations: [B, To·Do], normalised.
-    /// - chains: resized to [B, (K′+1)·Tp·Da]; entry j of row b is chain[j] (dppo.md §0), entry K′ is the action chunk.
+    /// - chains: resized to [B, (K′+1)·Tp·Da]; entry j of row b is chain[j] (docs/algorithms.md §0), entry K′ is the action chunk.
     /// - useBasePolicy: run every step with the frozen base network (the BC regulariser's teacher chains).
     /// - noise: fills `count` standard normals; called for the initial x (B·Tp·Da values) and then once per
     ///   sampling step in sampling order, deterministic mode included. The policy clamps them to ±randn_clip.
@@ -148,7 +148,7 @@ public final class DiffusionPolicy {
         }
     }
 
-    /// Log-likelihood of N fine-tuned transitions under the fine-tuned network (dppo.md §4.4):
+    /// Log-likelihood of N fine-tuned transitions under the fine-tuned network (docs/algorithms.md §4.4):
     /// mean over the first Ta rows of clamp(log N(output; μ_θ(input, t, o), σ̃_t²), −5, 2).
     ///
     /// - inputs: chain[j] rows [N, Tp·Da]; outputs: chain[j+1] rows; timesteps: step index t = K′−1−j per row;

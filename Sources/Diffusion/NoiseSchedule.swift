@@ -1,6 +1,6 @@
 import Foundation
 
-/// The DDPM cosine schedule of the DPPO reference (dppo.md §1.1–1.2), indexed by the 0-based
+/// The DDPM cosine schedule of the DPPO reference (docs/algorithms.md §1.1–1.2), indexed by the 0-based
 /// denoising step t ∈ [0, K). β is computed in Float64 and every derived array is kept in Float64;
 /// the hot loops read their Float32 copies.
 public struct NoiseSchedule: Sendable {

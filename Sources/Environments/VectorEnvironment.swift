@@ -7,7 +7,7 @@ public struct EpisodeRecord: Sendable, Equatable {
     public var length: Int
 }
 
-/// E instances of a task stepped together with action chunks (dppo.md §5.2):
+/// E instances of a task stepped together with action chunks (docs/algorithms.md §5.2):
 /// observations are normalised to [−1, 1] and stacked over To steps, actions are un-normalised
 /// from [−1, 1], the first Ta rows of each chunk are executed (an instance whose episode ends stops early),
 /// their rewards summed, and an ended episode is reset within the step. Each of the Ta sub-steps is one
@@ -73,7 +73,7 @@ public final class VectorEnvironment {
         maxEpisodeSteps = task.maxEpisodeSteps
         let observationRange = observationBounds ?? (task.observationLow, task.observationHigh)
         let actionRange = actionBounds ?? (task.actionLow, task.actionHigh)
-        // x_n = 2(x − min)/(max − min + 1e−6) − 1;  a = (a_n + 1)/2·(max − min) + min   (dppo.md §3)
+        // x_n = 2(x − min)/(max − min + 1e−6) − 1;  a = (a_n + 1)/2·(max − min) + min   (docs/algorithms.md §3)
         observationScale = zip(observationRange.low, observationRange.high).map { 2 / ($1 - $0 + 1e-6) }
         observationOffset = observationRange.low
         actionScale = zip(actionRange.low, actionRange.high).map { ($1 - $0) / 2 }

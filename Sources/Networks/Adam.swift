@@ -77,7 +77,7 @@ public final class Adam {
     }
 }
 
-/// CosineAnnealingWarmupRestarts with γ = 1 and cycle_mult = 1 (dppo.md §4.9).
+/// CosineAnnealingWarmupRestarts with γ = 1 and cycle_mult = 1 (docs/algorithms.md §4.9).
 /// `s` counts scheduler steps (0 right after construction, so lr(0) = min).
 public struct CosineWarmupSchedule: Sendable, Codable, Equatable {
     public var maxLearningRate: Double

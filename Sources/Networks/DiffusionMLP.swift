@@ -1,6 +1,6 @@
 import Tensors
 
-/// Architecture of the ε-network (dppo.md §2.2).
+/// Architecture of the ε-network (docs/algorithms.md §2.2).
 public struct DiffusionMLPShape: Sendable, Equatable, Codable {
     public var actionDim: Int
     public var horizonSteps: Int
@@ -120,7 +120,7 @@ public final class DiffusionMLP {
     }
 }
 
-/// The state-only critic V(s): ResidualMLP([To·Do, 256, 256, 256, 1], Mish) (dppo.md §2.3).
+/// The state-only critic V(s): ResidualMLP([To·Do, 256, 256, 256, 1], Mish) (docs/algorithms.md §2.3).
 public final class CriticMLP {
     public let parameters: Parameters
     public let observationDim: Int

@@ -1,7 +1,7 @@
 import Foundation
 import Tensors
 
-/// Architecture of the Gaussian baseline policy (dppo.md §2.4a).
+/// Architecture of the Gaussian baseline policy (docs/algorithms.md §2.4a).
 public struct GaussianMLPShape: Sendable, Equatable, Codable {
     public var actionDim: Int
     public var horizonSteps: Int

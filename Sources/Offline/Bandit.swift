@@ -4,7 +4,7 @@ import Foundation
 import Networks
 import Tensors
 
-/// The single-state 2-D bandit of the Diffusion-QL paper (offline-diffusion-rl.md §2.9): behaviour actions in four
+/// The single-state 2-D bandit of the Diffusion-QL paper (docs/offline-algorithms.md §2.9): behaviour actions in four
 /// tight corner modes with different rewards, the picture that shows why an expressive policy class matters.
 public enum Bandit {
     /// The four modes: centre (±0.8, ±0.8) and the mean of their reward.
@@ -153,7 +153,7 @@ public func renderBanditFigure(_ result: BanditResult, dataPoints: Int = 1000) -
     var svg = """
     <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" font-family="Helvetica, Arial, sans-serif">
     <rect width="100%" height="100%" fill="white"/>
-    <text x="\(width / 2)" y="18" font-size="15" text-anchor="middle">2-D bandit (offline-diffusion-rl.md §2.9): behaviour cloning vs Diffusion-QL</text>
+    <text x="\(width / 2)" y="18" font-size="15" text-anchor="middle">2-D bandit (docs/offline-algorithms.md §2.9): behaviour cloning vs Diffusion-QL</text>
 
     """
     func rewardColour(_ reward: Float) -> String {

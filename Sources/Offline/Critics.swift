@@ -2,7 +2,7 @@ import Diffusion
 import Networks
 import Tensors
 
-/// Architecture of the offline critics (offline-diffusion-rl.md §1.4): "3-layer MLP, 256 units, Mish" on
+/// Architecture of the offline critics (docs/offline-algorithms.md §1.4): "3-layer MLP, 256 units, Mish" on
 /// concat(observation window, action chunk) for Q, on the observation window alone for V.
 public struct CriticShape: Sendable, Equatable, Codable {
     /// To·Do, the flattened observation window.

@@ -2,7 +2,7 @@ import Foundation
 import Networks
 import Tensors
 
-/// DPM-Solver settings. The defaults are EDP's (offline-diffusion-rl.md §3.7): singlestep "DPM-Solver-fast" in
+/// DPM-Solver settings. The defaults are EDP's (docs/offline-algorithms.md §3.7): singlestep "DPM-Solver-fast" in
 /// noise-prediction form, order 3, 15 model calls on a time-uniform grid from t = 1 to t = 1/N (EDP's 1e-3 at
 /// N = 1000), no final denoising call, and EDP's noise clipping at a_max = 1.
 public struct DPMSolverSettings: Sendable, Equatable, Codable {

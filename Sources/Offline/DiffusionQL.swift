@@ -3,7 +3,7 @@ import Foundation
 import Networks
 import Tensors
 
-/// Diffusion-QL hyperparameters (offline-diffusion-rl.md §2); defaults are the official code's locomotion values.
+/// Diffusion-QL hyperparameters (docs/offline-algorithms.md §2); defaults are the official code's locomotion values.
 /// The discount lives in the dataset (`OfflineDataset`'s γ^Tp per transition).
 public struct DiffusionQLSettings: Sendable, Equatable, Codable {
     /// η, the weight of the normalised Q term L_q (§2.2; per task in §2.6: 1.0 locomotion, 0.5–4.5 antmaze, 0.005 kitchen).

@@ -13,7 +13,7 @@ public enum EDPVariant: String, Sendable, Codable, CaseIterable {
     case iql
 }
 
-/// EDP hyperparameters (offline-diffusion-rl.md §3); defaults are the paper's locomotion values where the paper
+/// EDP hyperparameters (docs/offline-algorithms.md §3); defaults are the paper's locomotion values where the paper
 /// states one, the code's otherwise. The discount lives in the dataset (`OfflineDataset`'s γ^Tp per transition).
 public struct EDPSettings: Sendable, Equatable, Codable {
     public var variant = EDPVariant.td3

@@ -1,7 +1,7 @@
 import Networks
 import Tensors
 
-/// A plain MLP, the critic trunk of both papers (offline-diffusion-rl.md §1.4): Linear–act per hidden layer, then a
+/// A plain MLP, the critic trunk of both papers (docs/offline-algorithms.md §1.4): Linear–act per hidden layer, then a
 /// linear output layer.
 ///
 /// Shapes: x [B, inputs] → h_i [B, width] → y [B, outputs]. The layers register in a caller's `ParameterLayout`,

@@ -2,7 +2,7 @@ import Diffusion
 import Foundation
 
 /// The continuous-time view of a discrete DDPM schedule that DPM-Solver samples with
-/// (DPM-Solver's `NoiseScheduleVP('discrete', alphas_cumprod=…)`, offline-diffusion-rl.md §3.7.1).
+/// (DPM-Solver's `NoiseScheduleVP('discrete', alphas_cumprod=…)`, docs/offline-algorithms.md §3.7.1).
 ///
 /// Knots t_n = (n+1)/N for the 0-based index n = 0…N−1 carry log α(t_n) = ½·ln ᾱ_n; log α(t) is
 /// piecewise-linear between knots and extrapolated linearly outside them. From it

@@ -1,7 +1,7 @@
 import XCTest
 @testable import Algorithms
 
-/// Golden vectors of dppo.md §9 for GAE, the running reward scaler and the per-step PPO schedules.
+/// Golden vectors of docs/algorithms.md §9 for GAE, the running reward scaler and the per-step PPO schedules.
 final class AdvantageTests: XCTestCase {
     func gae(_ rewards: [Float], _ values: [Float], _ next: [Float], _ terminated: [UInt8], _ truncated: [UInt8], _ handling: TruncationHandling) -> ([Float], [Float]) {
         var advantages = [Float](repeating: 0, count: rewards.count), returns = advantages

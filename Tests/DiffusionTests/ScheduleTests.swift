@@ -4,7 +4,7 @@ import Foundation
 import Networks
 import Tensors
 
-/// Golden vectors from ../shared/docs/dppo-schedule-vectors.json (copied into Fixtures/).
+/// Golden vectors of docs/algorithms.md §9 (Fixtures/dppo-schedule-vectors.json).
 final class ScheduleTests: XCTestCase {
     static let vectors: [String: Any] = {
         let url = Bundle.module.url(forResource: "dppo-schedule-vectors", withExtension: "json", subdirectory: "Fixtures")!
@@ -28,7 +28,7 @@ final class ScheduleTests: XCTestCase {
     func testK20ScheduleMatchesGoldenVectors() {
         let schedule = NoiseSchedule(steps: 20)
         // β goes through float32 as in the reference, so the float64 vectors agree to ≤ 2e−5 relative,
-        // largest at t = K−1 where β = 0.999 (dppo.md §9: rtol 1e−4 for float32 checks).
+        // largest at t = K−1 where β = 0.999 (docs/algorithms.md §9: rtol 1e−4 for float32 checks).
         assertClose(schedule.betas, array("ddpm_K20", "betas"), relative: 2e-7, "betas")
         assertClose(schedule.alphasCumulative, array("ddpm_K20", "alphas_cumprod"), relative: 1e-4, "alphas_cumprod")
         assertClose(schedule.sqrtRecipMinusOneAlphasCumulative, array("ddpm_K20", "sqrt_recipm1_alphas_cumprod"), relative: 1e-4, "sqrt_recipm1")
@@ -45,7 +45,7 @@ final class ScheduleTests: XCTestCase {
         XCTAssertEqual(schedule.alphasCumulative[99], 2.42857228e-7, accuracy: 2.42857228e-7 * 1e-4)
     }
 
-    /// dppo.md §9 "One reverse step": x̂₀, μ and the clamped, averaged log-probability.
+    /// docs/algorithms.md §9 "One reverse step": x̂₀, μ and the clamped, averaged log-probability.
     func testReverseStepExamples() {
         let settings = DenoisingSettings(denoisingSteps: 20, fineTunedSteps: 20, horizonSteps: 1, actSteps: 1, actionDim: 2)
         let policy = DiffusionPolicy(settings: settings, network: DiffusionMLPShape(actionDim: 2, horizonSteps: 1, observationDim: 1, timeDim: 4, mlpDims: [4, 4, 4]))
@@ -70,7 +70,7 @@ final class ScheduleTests: XCTestCase {
         }
     }
 
-    /// Chain layout (dppo.md §4.3): K′+1 entries; entry 0 is the input of step K′−1, entry K′ the action;
+    /// Chain layout (docs/algorithms.md §4.3): K′+1 entries; entry 0 is the input of step K′−1, entry K′ the action;
     /// with K′ = K the initial noise comes first. Deterministic sampling ends at the clamped x̂₀.
     func testChainRecordingLayout() {
         for (k, kPrime) in [(6, 3), (5, 5)] {
@@ -116,7 +116,7 @@ final class ScheduleTests: XCTestCase {
         for row in 0..<3 { for column in 0..<settings.chunkWidth { XCTAssertLessThanOrEqual(abs(a[row, action + column]), 1) } }
     }
 
-    /// DDIM golden vectors (dppo.md §9, K 100, S 5): network times τ and σ(η = 1) per step index t = 0…4,
+    /// DDIM golden vectors (docs/algorithms.md §9, K 100, S 5): network times τ and σ(η = 1) per step index t = 0…4,
     /// the 0.1 sampling floor, and deterministic sampling with std 0.
     func testDDIMStepTableMatchesGoldenVectors() {
         let settings = DenoisingSettings(denoisingSteps: 100, fineTunedSteps: 5, horizonSteps: 1, actSteps: 1, actionDim: 2,

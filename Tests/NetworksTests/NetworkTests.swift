@@ -4,7 +4,7 @@ import Foundation
 import Tensors
 
 final class NetworkTests: XCTestCase {
-    /// dppo.md §2.2–2.3: the parameter counts pin the concat order and the block count.
+    /// docs/algorithms.md §2.2–2.3: the parameter counts pin the concat order and the block count.
     func testParameterCountsMatchTheReference() {
         let hopper = DiffusionMLP(shape: DiffusionMLPShape(actionDim: 3, horizonSteps: 4, observationDim: 11))
         XCTAssertEqual(hopper.parameters.count, 553_020)
@@ -30,7 +30,7 @@ final class NetworkTests: XCTestCase {
         }
     }
 
-    /// dppo.md §9: LR schedule examples (max 1e−4, min 1e−5, C 100, W 10).
+    /// docs/algorithms.md §9: LR schedule examples (max 1e−4, min 1e−5, C 100, W 10).
     func testCosineWarmupScheduleGoldenValues() {
         let schedule = CosineWarmupSchedule(maxLearningRate: 1e-4, minLearningRate: 1e-5, firstCycleSteps: 100, warmupSteps: 10)
         for (step, expected) in [(0, 1e-5), (1, 1.9e-5), (10, 1e-4), (55, 5.5e-5), (100, 1e-5)] {

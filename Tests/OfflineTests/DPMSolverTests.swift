@@ -6,7 +6,7 @@ import XCTest
 @testable import Offline
 
 final class OfflineDPMSolverTests: XCTestCase {
-    // MARK: - Fixture (offline-diffusion-rl.md §6.2)
+    // MARK: - Fixture (docs/offline-algorithms.md §6.2)
 
     func fixture(_ name: String) throws -> [String: Any] {
         let url = try XCTUnwrap(Bundle.module.url(forResource: "offline-schedule-vectors", withExtension: "json", subdirectory: "Fixtures"))

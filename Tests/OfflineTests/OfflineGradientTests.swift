@@ -293,7 +293,7 @@ final class OfflineGradientTests: XCTestCase {
     }
 }
 
-/// Values the spec gives (offline-diffusion-rl.md §6, offline-schedule-vectors.json).
+/// Values the spec gives (docs/offline-algorithms.md §6, offline-schedule-vectors.json).
 final class OfflineGoldenTests: XCTestCase {
     func fixture() throws -> [String: Any] {
         let url = try XCTUnwrap(Bundle.module.url(forResource: "offline-schedule-vectors", withExtension: "json", subdirectory: "Fixtures"))
