@@ -37,16 +37,11 @@ if [ -n "$resume" ]; then
   run_dir=$resume
 fi
 
-# Read what the launcher needs from the resolved config (name, actors, checkpoint) via a dry parse.
-name=$(awk '/^name:/ {print $2; exit}' "$config"); name=${name:-dppo}
-if [ -z "$actors" ]; then
-  actors=$(awk '/^cluster:/ {c=1} c && /^[[:space:]]+actors:/ {print $2; exit}' "$config"); actors=${actors:-2}
-fi
-checkpoint=$(awk '/^pretrain:/ {p=1} p && /^[[:space:]]+checkpoint:/ {gsub(/"/,"",$2); print $2; exit}' "$config")
-# An override wins over the file: --set pretrain.checkpoint=PATH starts from an existing checkpoint.
-for ((i = 1; i < ${#overrides[@]}; i += 2)); do
-  case "${overrides[$i]}" in pretrain.checkpoint=*) checkpoint=${overrides[$i]#pretrain.checkpoint=} ;; esac
-done
+# What the launcher needs from the resolved config (file, then --set, then defaults), from the binary.
+source "$(dirname "$0")/lib.sh"
+name=$(config_value name)
+actors=$(config_value cluster.actors)
+checkpoint=$(config_value pretrain.checkpoint)
 
 run_dir=${run_dir:-runs/$name/$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$run_dir/logs"
@@ -55,11 +50,7 @@ echo "launch: run directory $run_dir"
 pids=()
 cleanup() {
   trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
+  stop_pids "${pids[@]}"
 }
 trap cleanup EXIT INT TERM
 

@@ -13,7 +13,8 @@ struct DPPOCommand: ParsableCommand {
         A run is one learner and N actors. `cluster/launch.sh CONFIG` starts them all on this machine;
         the subcommands below are what it runs, and what you run yourself to place actors on other hosts.
         """,
-        subcommands: [Pretrain.self, Learner.self, Actor.self, OfflineTraining.self, Evaluate.self, Collect.self, DatasetCommand.self, Bench.self])
+        subcommands: [Pretrain.self, Learner.self, Actor.self, OfflineTraining.self, Evaluate.self, Collect.self, DatasetCommand.self,
+                      ConfigCommand.self, Bench.self])
 }
 
 /// Options every command that reads a config shares.

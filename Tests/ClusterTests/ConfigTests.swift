@@ -12,6 +12,31 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(config.resolvedYAML.contains("n_train_itr: 3"))
     }
 
+    /// `dppo config get` and `config show`: every key read resolves, to the file's value, an override's, or the
+    /// default; the launchers rely on this instead of reading the YAML.
+    func testResolvedValuesCoverFileOverridesAndDefaults() throws {
+        let config = try RunConfig.parse(yaml: "name: resolved\ncluster: {actors: 2}\ntrain: {target_kl: 1}",
+                                         overrides: ["cluster.actors=3", "pretrain.checkpoint=runs/a b.safetensors"])
+        XCTAssertEqual(try config.resolvedValue(of: "name"), .string("resolved"))
+        XCTAssertEqual(try config.resolvedValue(of: "cluster.actors"), .int(3), "the override wins over the file")
+        XCTAssertEqual(try config.resolvedValue(of: "pretrain.checkpoint").text, "runs/a b.safetensors")
+        XCTAssertEqual(try config.resolvedValue(of: "cluster.base_port"), .int(config.cluster.basePort), "a default")
+        XCTAssertEqual(try config.resolvedValue(of: "model.mlp_dims").text, "[256, 256, 256]")
+        XCTAssertEqual(try config.resolvedValue(of: "train.target_kl"), .double(1))
+        XCTAssertEqual(try config.resolvedValue(of: "train.max_grad_norm"), .null, "an optional key left unset")
+        XCTAssertEqual(try config.resolvedValue(of: "offline.method").text, config.offline.method)
+        XCTAssertThrowsError(try config.resolvedValue(of: "cluster.actor")) { error in
+            XCTAssertTrue("\(error)".contains("cluster.actors"), "the keys of the section are listed: \(error)")
+        }
+        let keys = config.resolvedValues.map(\.key)
+        XCTAssertEqual(keys.count, Set(keys).count, "each key once")
+        XCTAssertGreaterThan(keys.count, 100)
+        let shown = try config.resolvedValuesYAML()
+        XCTAssertTrue(shown.contains("actors: 3"), shown)
+        XCTAssertEqual(try RunConfig.parse(yaml: shown).resolvedValues.map(\.value), config.resolvedValues.map(\.value),
+                       "config show prints a config that resolves to the same values")
+    }
+
     /// Every shipped config parses, and its task resolves to the sizes the model is built for.
     func testShippedConfigsParse() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../configs")
