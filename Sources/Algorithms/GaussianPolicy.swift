@@ -20,9 +20,14 @@ public final class GaussianPolicy: RolloutPolicy, PPOActor {
     var clampActive: [Bool] = []
     let teacherActions: Matrix
 
-    public init(shape: GaussianMLPShape, randnClip: Double = 3) {
-        base = GaussianMLP(shape: shape)
-        network = GaussianMLP(shape: shape)
+    public convenience init(shape: GaussianMLPShape, randnClip: Double = 3) {
+        self.init(base: GaussianMLP(shape: shape), network: GaussianMLP(shape: shape), randnClip: randnClip)
+    }
+
+    init(base: GaussianMLP, network: GaussianMLP, randnClip: Double) {
+        let shape = network.shape
+        self.base = base
+        self.network = network
         self.randnClip = Float(randnClip)
         noise = Matrix(rows: 0, columns: shape.chunkWidth)
         meanGradient = Matrix(rows: 0, columns: shape.chunkWidth)
@@ -70,6 +75,7 @@ public final class GaussianPolicy: RolloutPolicy, PPOActor {
     // MARK: PPOActor
 
     public var trainableParameters: Parameters { network.parameters }
+    public func makeReplica() -> PPOActor { GaussianPolicy(base: base.replica(), network: network.replica(), randnClip: Double(randnClip)) }
     public var termsPerDecision: Int { 1 }
     public var termWidth: Int { shape.chunkWidth }
 

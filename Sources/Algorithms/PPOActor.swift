@@ -28,6 +28,9 @@ public protocol PPOActor: AnyObject {
     /// The BC regulariser: samples teacher actions with the frozen base policy for `observations` (one row per distinct
     /// decision, each standing for `weights[row]` of the loss), adds coefficient·∂L_bc/∂θ, returns L_bc = −Σ w·log π_θ.
     func accumulateBehaviourCloningLoss(observations: Matrix, weights: [Float], coefficient: Double, random: inout Philox) -> Double
+    /// A shard's copy: the same parameter values (θ and the frozen base), its own gradients and buffers, so that
+    /// copies can score and backpropagate different rows at once (docs/learner-scaling.md).
+    func makeReplica() -> PPOActor
 }
 
 /// DPPO's view of a diffusion policy: term j of a decision is chain transition j (step t = K′−1−j).
@@ -46,6 +49,7 @@ public final class DiffusionPPOActor: PPOActor {
     }
 
     public var trainableParameters: Parameters { policy.fineTuned.parameters }
+    public func makeReplica() -> PPOActor { DiffusionPPOActor(policy: DiffusionPolicy(replicaOf: policy)) }
     public var termsPerDecision: Int { policy.settings.fineTunedSteps }
     public var recordWidth: Int { policy.settings.chainWidth }
     public var termWidth: Int { policy.settings.chunkWidth }

@@ -110,17 +110,25 @@ public final class PPOUpdate {
     var values: [Float] = [], nextValues: [Float] = [], advantages: [Float] = [], returns: [Float] = []
     var oldLogProbabilities: [Float] = []
     var permutation: [Int] = []
-    // Per-minibatch buffers.
-    public let minibatch: PPOMinibatch
-    let criticObservations: Matrix, criticGradient: Matrix, teacherObservations: Matrix
-    var newLogProbabilities: [Float] = [], logProbabilityGradient: [Float] = [], scratchAdvantages: [Float] = []
+    /// The workers' shares of every pass (docs/learner-scaling.md); shard 0 holds `actor` and `critic` themselves.
+    let shards: [PPOShard]
+    var shardDecisions: [ShardDecisions]
+    /// Per batch row: its slot among the current minibatch's distinct decisions while that list is built, else −1.
+    var decisionSlots: [Int] = []
+    var decisionList: [(pair: Int, multiplicity: Float)] = []
+    let teacherObservations: Matrix
 
     /// DPPO: PPO over the fine-tuned denoising steps of `policy`.
-    public convenience init(policy: DiffusionPolicy, critic: CriticMLP, hyperparameters: PPOHyperparameters, streams: Int, seed: UInt64) {
-        self.init(actor: DiffusionPPOActor(policy: policy), critic: critic, hyperparameters: hyperparameters, streams: streams, seed: seed)
+    public convenience init(policy: DiffusionPolicy, critic: CriticMLP, hyperparameters: PPOHyperparameters, streams: Int, seed: UInt64,
+                            shards: Int = 1) {
+        self.init(actor: DiffusionPPOActor(policy: policy), critic: critic, hyperparameters: hyperparameters, streams: streams, seed: seed,
+                  shards: shards)
     }
 
-    public init(actor: PPOActor, critic: CriticMLP, hyperparameters: PPOHyperparameters, streams: Int, seed: UInt64) {
+    /// `shards`: the workers every pass over the batch is split across (the `threads` key). For a given count the
+    /// update is bit-identical from run to run; different counts agree to float rounding.
+    public init(actor: PPOActor, critic: CriticMLP, hyperparameters: PPOHyperparameters, streams: Int, seed: UInt64, shards: Int = 1) {
+        precondition(shards >= 1, "an update needs at least one shard")
         self.actor = actor
         self.critic = critic
         self.hyperparameters = hyperparameters
@@ -130,12 +138,17 @@ public final class PPOUpdate {
                                weightDecay: Float(hyperparameters.criticWeightDecay))
         rewardScaler = hyperparameters.rewardScaleRunning ? RunningRewardScaler(streams: streams) : nil
         random = Philox(seed: seed, stream: 0xD990)
-        let observationWidth = critic.observationDim
-        minibatch = PPOMinibatch(observationWidth: observationWidth, chunkWidth: actor.termWidth)
-        criticObservations = Matrix(rows: 0, columns: observationWidth)
-        criticGradient = Matrix(rows: 0, columns: 1)
-        teacherObservations = Matrix(rows: 0, columns: observationWidth)
+        self.shards = [PPOShard(actor: actor, critic: critic)]
+            + (1..<shards).map { _ in PPOShard(actor: actor.makeReplica(), critic: critic.replica()) }
+        shardDecisions = Array(repeating: ShardDecisions(), count: shards)
+        teacherObservations = Matrix(rows: 0, columns: critic.observationDim)
     }
+
+    /// The number of workers each pass is split across.
+    public var shardCount: Int { shards.count }
+
+    /// Shard 0's rows of the last minibatch (all of them with one shard).
+    public var minibatch: PPOMinibatch { shards[0].minibatch }
 
     /// Runs the whole update for one iteration's batch. `iteration` gates the critic warm-up.
     /// `behaviour`: the weights that sampled the decisions when some were sampled by older weights (the cluster's
@@ -251,12 +264,14 @@ public final class PPOUpdate {
             behaviourLogProbabilities(batch: batch, behaviour: behaviour)
             return statistics
         }
-        var start = 0
-        while start < pairs {
-            let end = min(pairs, start + hyperparameters.logProbabilityBatchSize)
-            gatherMinibatch(batch: batch, pairs: start..<end, fromPermutation: false)
-            oldLogProbabilities.withUnsafeMutableBufferPointer { actor.logProbabilities(minibatch, into: $0.baseAddress! + start) }
-            start = end
+        let count = shards.count
+        Parallel.forEach(count) { index in
+            let owned = Parallel.range(shard: index, of: count, total: pairs)
+            shardLogProbabilities(shards[index], batch: batch, count: owned.count) { owned.lowerBound + $0 }
+        }
+        for (index, shard) in shards.enumerated() {
+            let owned = Parallel.range(shard: index, of: count, total: pairs)
+            oldLogProbabilities.replaceSubrange(owned, with: shard.results[0..<owned.count])
         }
 
         return statistics
@@ -264,12 +279,12 @@ public final class PPOUpdate {
 
     /// Step 4 when decisions came from several versions: each snapshot's decisions are evaluated with that snapshot's
     /// weights loaded into the actor, then the current weights are put back.
+    /// The shards share the actor's parameter values, so loading a snapshot into it loads it into every shard.
     func behaviourLogProbabilities(batch: RolloutBatch, behaviour: BehaviourPolicies) {
         let parameters = actor.trainableParameters
         let current = Array(parameters.valueBuffer)
         defer { parameters.values.update(from: current, count: parameters.count) }
-        let termCount = actor.termsPerDecision
-        var scratch: [Float] = []
+        let termCount = actor.termsPerDecision, count = shards.count
         for snapshot in -1..<behaviour.snapshots.count {
             let rows = (0..<batch.count).filter { behaviour.rowSnapshots[$0] == snapshot }
             guard !rows.isEmpty else { continue }
@@ -277,15 +292,29 @@ public final class PPOUpdate {
             precondition(weights.count == parameters.count, "behaviour weights do not match the actor's parameters")
             parameters.values.update(from: weights, count: parameters.count)
             let pairs = rows.flatMap { row in (0..<termCount).map { row * termCount + $0 } }
-            var start = 0
-            while start < pairs.count {
-                let end = min(pairs.count, start + hyperparameters.logProbabilityBatchSize)
-                gatherMinibatch(batch: batch, pairList: pairs[start..<end])
-                if scratch.count < end - start { scratch = [Float](repeating: 0, count: end - start) }
-                scratch.withUnsafeMutableBufferPointer { actor.logProbabilities(minibatch, into: $0.baseAddress!) }
-                for (slot, pair) in pairs[start..<end].enumerated() { oldLogProbabilities[pair] = scratch[slot] }
-                start = end
+            Parallel.forEach(count) { index in
+                let owned = Parallel.range(shard: index, of: count, total: pairs.count)
+                shardLogProbabilities(shards[index], batch: batch, count: owned.count) { pairs[owned.lowerBound + $0] }
             }
+            for (index, shard) in shards.enumerated() {
+                let owned = Parallel.range(shard: index, of: count, total: pairs.count)
+                for (slot, pair) in pairs[owned].enumerated() { oldLogProbabilities[pair] = shard.results[slot] }
+            }
+        }
+    }
+
+    /// Log-probabilities of `count` pairs (pair `pairAt(i)` for i in 0..<count) under the actor's current values, into
+    /// `shard.results[0..<count]`, at most `logprob_batch_size` rows per forward pass. Each shard writes only its own
+    /// results, which the caller then copies into place.
+    func shardLogProbabilities(_ shard: PPOShard, batch: RolloutBatch, count: Int, pairAt: (Int) -> Int) {
+        if shard.results.count < count { shard.results = [Float](repeating: 0, count: count) }
+        let chunk = hyperparameters.logProbabilityBatchSize
+        var start = 0
+        while start < count {
+            let end = min(count, start + chunk)
+            gather(batch: batch, count: end - start, into: shard.minibatch, oldLogProbabilities: false) { pairAt(start + $0) }
+            shard.results.withUnsafeMutableBufferPointer { shard.actor.logProbabilities(shard.minibatch, into: $0.baseAddress! + start) }
+            start = end
         }
     }
 
@@ -298,136 +327,63 @@ public final class PPOUpdate {
     }
 
     func updateMinibatch(batch: RolloutBatch, range: Range<Int>, stepActor: Bool) -> PPOLossTerms {
-        gatherMinibatch(batch: batch, pairs: range)
-        let terms = computeLoss(minibatch, includeActor: stepActor)
+        let terms = loss(batch: batch, pairs: range, includeActor: stepActor)
         if stepActor { actorOptimizer.update() }
         criticOptimizer.update()
         return terms
     }
 
-    /// The DPPO loss of one minibatch and its gradients (docs/algorithms.md §4.6 steps 1–9):
+    /// The loss of the minibatch of pairs `permutation[range]` (pair p → decision p / terms, term p % terms).
+    func loss(batch: RolloutBatch, pairs range: Range<Int>, includeActor: Bool) -> PPOLossTerms {
+        let termCount = actor.termsPerDecision, first = range.lowerBound
+        // The distinct decisions in order of first appearance, with how many pairs share each.
+        if decisionSlots.count != batch.count { decisionSlots = [Int](repeating: -1, count: batch.count) }
+        decisionList.removeAll(keepingCapacity: true)
+        for slot in 0..<range.count {
+            let sample = permutation[first + slot] / termCount
+            if decisionSlots[sample] >= 0 {
+                decisionList[decisionSlots[sample]].multiplicity += 1
+            } else {
+                decisionSlots[sample] = decisionList.count
+                decisionList.append((slot, 1))
+            }
+        }
+        for decision in decisionList { decisionSlots[permutation[first + decision.pair] / termCount] = -1 }
+        return shardedLoss(size: range.count, includeActor: includeActor, fill: { shard, slots in
+            gather(batch: batch, count: slots.count, into: shard.minibatch, oldLogProbabilities: true) { permutation[first + slots.lowerBound + $0] }
+        }, advantageAt: { advantages[permutation[first + $0] / termCount] }, decisions: decisionList, decisionAt: { slot in
+            let sample = permutation[first + slot] / termCount
+            return (UnsafePointer(batch.observations.row(sample)), returns[sample], values[sample])
+        })
+    }
+
+    /// The DPPO loss of `minibatch` and its gradients (docs/algorithms.md §4.6 steps 1–9):
     /// L = L_pg + vf_coef·L_v (+ bc_coef·L_bc). Leaves ∂L/∂θ in the fine-tuned network's gradients (when
-    /// `includeActor`) and ∂L/∂φ in the critic's; steps no optimizer.
+    /// `includeActor`) and ∂L/∂φ in the critic's; steps no optimizer. The rows are split over the shards like the update's.
     public func computeLoss(_ minibatch: PPOMinibatch, includeActor: Bool = true) -> PPOLossTerms {
-        var terms = PPOLossTerms()
-        let size = minibatch.count
-        let decisions = minibatch.distinctDecisions()
-        if scratchAdvantages.count < size {
-            scratchAdvantages = [Float](repeating: 0, count: size)
-            newLogProbabilities = [Float](repeating: 0, count: size)
-            logProbabilityGradient = [Float](repeating: 0, count: size)
-        }
-
-        // 1–3. Advantages: normalised over the minibatch (unbiased std), clipped to quantiles, then discounted by γ_d^t.
-        var mean = 0.0
-        for slot in 0..<size { mean += Double(minibatch.advantages[slot]) }
-        mean /= Double(size)
-        var variance = 0.0
-        for slot in 0..<size { let d = Double(minibatch.advantages[slot]) - mean; variance += d * d }
-        let std = (variance / Double(max(size - 1, 1))).squareRoot()
-        for slot in 0..<size { scratchAdvantages[slot] = Float((Double(minibatch.advantages[slot]) - mean) / (std + 1e-8)) }
-        clipAdvantagesToQuantiles(count: size)
-        for slot in 0..<size {
-            scratchAdvantages[slot] *= Float(actor.advantageScale(term: minibatch.terms[slot], hyperparameters: hyperparameters))
-        }
-
-        // 4–6. Clipped surrogate on the ratio of mean transition log-likelihoods.
-        actor.trainableParameters.zeroGradients()
-        newLogProbabilities.withUnsafeMutableBufferPointer { actor.logProbabilities(minibatch, into: $0.baseAddress!) }
-        var klSum = 0.0, clipped = 0, ratioSum = 0.0, loss = 0.0
-        for slot in 0..<size {
-            let logRatio = Double(newLogProbabilities[slot]) - Double(minibatch.oldLogProbabilities[slot])
-            let ratio = exp(logRatio)
-            let epsilon = actor.clipCoefficient(term: minibatch.terms[slot], hyperparameters: hyperparameters)
-            let advantage = Double(scratchAdvantages[slot])
-            let unclipped = -advantage * ratio
-            let clippedLoss = -advantage * min(max(ratio, 1 - epsilon), 1 + epsilon)
-            loss += max(unclipped, clippedLoss)
-            let inside = ratio >= 1 - epsilon && ratio <= 1 + epsilon
-            // d/dℓ_new of max(−Âρ, −Â·clip(ρ)): −Âρ when the unclipped term is active (or both are), else 0.
-            logProbabilityGradient[slot] = (inside || unclipped > clippedLoss) ? Float(-advantage * ratio / Double(size)) : 0
-            klSum += (ratio - 1) - logRatio
-            if abs(ratio - 1) > epsilon { clipped += 1 }
-            ratioSum += ratio
-        }
-        terms.policyLoss = loss / Double(size)
-        terms.approxKL = klSum / Double(size)
-        terms.clipFraction = Double(clipped) / Double(size)
-        terms.ratio = ratioSum / Double(size)
-        if includeActor {
-            logProbabilityGradient.withUnsafeBufferPointer { actor.backwardLogProbabilities(gradient: $0.baseAddress!) }
-            if hyperparameters.bcCoefficient > 0 {
-                teacherObservations.resize(rows: decisions.count)
-                for (slot, first) in decisions.enumerated() {
-                    teacherObservations.row(slot).update(from: minibatch.observations.row(first.pair), count: critic.observationDim)
-                }
-                terms.bcLoss = actor.accumulateBehaviourCloningLoss(observations: teacherObservations, weights: decisions.map { $0.multiplicity / Float(size) },
-                                                                    coefficient: hyperparameters.bcCoefficient, random: &random)
+        let width = critic.observationDim
+        return shardedLoss(size: minibatch.count, includeActor: includeActor, fill: { shard, slots in
+            let rows = shard.minibatch
+            rows.resize(slots.count)
+            for (slot, source) in slots.enumerated() {
+                rows.observations.row(slot).update(from: minibatch.observations.row(source), count: width)
+                rows.inputs.row(slot).update(from: minibatch.inputs.row(source), count: minibatch.inputs.columns)
+                rows.outputs.row(slot).update(from: minibatch.outputs.row(source), count: minibatch.outputs.columns)
+                rows.terms.append(minibatch.terms[source])
+                rows.decisions.append(minibatch.decisions[source])
+                rows.returns.append(minibatch.returns[source])
+                rows.oldValues.append(minibatch.oldValues[source])
+                rows.advantages.append(minibatch.advantages[source])
+                rows.oldLogProbabilities.append(minibatch.oldLogProbabilities[source])
             }
-            terms.actorGradientNorm = actor.trainableParameters.gradientNorm()
-        }
-
-        // 7. Value loss ½·mean over pairs of (V − R)² (or its clipped form), evaluated once per distinct decision
-        //    with that decision's multiplicity: the same value and gradient as the per-pair form, with K′× fewer rows.
-        criticObservations.resize(rows: decisions.count)
-        for (slot, first) in decisions.enumerated() {
-            criticObservations.row(slot).update(from: minibatch.observations.row(first.pair), count: critic.observationDim)
-        }
-        critic.parameters.zeroGradients()
-        let predicted = critic.forward(criticObservations)
-        criticGradient.resize(rows: decisions.count)
-        var valueLoss = 0.0
-        let scale = Float(hyperparameters.valueCoefficient) / Float(size)
-        for (slot, first) in decisions.enumerated() {
-            let value = predicted.data[slot], target = minibatch.returns[first.pair]
-            var error = value - target
-            var squared = error * error
-            if let limit = hyperparameters.clipValueCoefficient.map(Float.init) {
-                let old = minibatch.oldValues[first.pair]
-                let clippedValue = old + min(max(value - old, -limit), limit)
-                let clippedError = clippedValue - target
-                if clippedError * clippedError > squared {
-                    squared = clippedError * clippedError
-                    error = abs(value - old) <= limit ? clippedError : 0
-                }
-            }
-            valueLoss += 0.5 * Double(first.multiplicity) * Double(squared)
-            criticGradient.data[slot] = scale * first.multiplicity * error
-        }
-        terms.valueLoss = valueLoss / Double(size)
-        critic.backward(input: criticObservations, outputGradient: criticGradient)
-        terms.criticGradientNorm = critic.parameters.gradientNorm()
-        return terms
+        }, advantageAt: { minibatch.advantages[$0] }, decisions: minibatch.distinctDecisions(), decisionAt: { pair in
+            (UnsafePointer(minibatch.observations.row(pair)), minibatch.returns[pair], minibatch.oldValues[pair])
+        })
     }
 
-    /// Clamps the minibatch's normalised advantages to their [lower, upper] quantiles (linear interpolation, as torch.quantile).
-    func clipAdvantagesToQuantiles(count: Int) {
-        let lower = hyperparameters.advantageLowerQuantile, upper = hyperparameters.advantageUpperQuantile
-        guard lower > 0 || upper < 1 else { return }
-        let sorted = scratchAdvantages[0..<count].sorted()
-        func quantile(_ q: Double) -> Float {
-            let position = q * Double(count - 1)
-            let below = Int(position.rounded(.down)), above = min(below + 1, count - 1)
-            let fraction = Float(position - Double(below))
-            return sorted[below] + (sorted[above] - sorted[below]) * fraction
-        }
-        let low = quantile(lower), high = quantile(upper)
-        for slot in 0..<count { scratchAdvantages[slot] = min(max(scratchAdvantages[slot], low), high) }
-    }
-
-    /// Fills `minibatch` with pairs p in `pairs` (p → decision p / terms, term p % terms), taken through the
-    /// current permutation when `fromPermutation`.
-    func gatherMinibatch(batch: RolloutBatch, pairs: Range<Int>, fromPermutation: Bool = true) {
-        gatherMinibatch(batch: batch, count: pairs.count) { fromPermutation ? permutation[pairs.lowerBound + $0] : pairs.lowerBound + $0 }
-    }
-
-    /// Fills `minibatch` with the listed pairs.
-    func gatherMinibatch(batch: RolloutBatch, pairList: ArraySlice<Int>) {
-        let first = pairList.startIndex
-        gatherMinibatch(batch: batch, count: pairList.count) { pairList[first + $0] }
-    }
-
-    func gatherMinibatch(batch: RolloutBatch, count: Int, pairAt: (Int) -> Int) {
+    /// Fills `minibatch` with `count` pairs, pair `pairAt(slot)` in row `slot` (p → decision p / terms, term p % terms).
+    /// `oldLogProbabilities: false` leaves their column at 0 (while they are being computed).
+    func gather(batch: RolloutBatch, count: Int, into minibatch: PPOMinibatch, oldLogProbabilities withOld: Bool, pairAt: (Int) -> Int) {
         let termCount = actor.termsPerDecision
         let observationWidth = critic.observationDim
         minibatch.resize(count)
@@ -441,7 +397,7 @@ public final class PPOUpdate {
             minibatch.returns.append(returns[sample])
             minibatch.oldValues.append(values[sample])
             minibatch.advantages.append(advantages[sample])
-            minibatch.oldLogProbabilities.append(oldLogProbabilities.isEmpty ? 0 : oldLogProbabilities[pair])
+            minibatch.oldLogProbabilities.append(withOld ? oldLogProbabilities[pair] : 0)
         }
     }
 
@@ -456,19 +412,16 @@ public final class PPOUpdate {
         if oldLogProbabilities.count != pairs { oldLogProbabilities = [Float](repeating: 0, count: pairs) }
     }
 
-    /// Critic values for every row of `observations`, in chunks.
+    /// Critic values for every row of `observations`: each shard takes a contiguous part, in chunks.
     public func evaluateValues(_ observations: Matrix, into result: inout [Float]) {
         if result.count != observations.rows { result = [Float](repeating: 0, count: observations.rows) }
-        let chunk = hyperparameters.logProbabilityBatchSize
-        let slice = Matrix(rows: 0, columns: observations.columns)
-        var start = 0
-        while start < observations.rows {
-            let end = min(observations.rows, start + chunk)
-            slice.resize(rows: end - start)
-            slice.data.update(from: observations.row(start), count: (end - start) * observations.columns)
-            let output = critic.forward(slice)
-            for row in 0..<(end - start) { result[start + row] = output.data[row] }
-            start = end
+        let chunk = hyperparameters.logProbabilityBatchSize, count = shards.count
+        Parallel.forEach(count) { index in
+            shards[index].values(observations, rows: Parallel.range(shard: index, of: count, total: observations.rows), chunk: chunk)
+        }
+        for (index, shard) in shards.enumerated() {
+            let owned = Parallel.range(shard: index, of: count, total: observations.rows)
+            result.replaceSubrange(owned, with: shard.results[0..<owned.count])
         }
     }
 

@@ -37,25 +37,31 @@ public protocol BehaviourCloningObjective: AnyObject {
 }
 
 /// The diffusion loss of docs/algorithms.md §3: L = mean (ε_θ(√ᾱ_t·a₀ + √(1−ᾱ_t)·ε, t, o) − ε)², t ~ U{0…K−1}, on the base network.
+/// The noise and timesteps are drawn for the whole minibatch; its rows are then split over `shards` workers, each with
+/// a replica of the base network, and their gradients summed in a fixed order (docs/learner-scaling.md).
 public final class DiffusionBehaviourCloning: BehaviourCloningObjective {
     public let policy: DiffusionPolicy
-    let noisy: Matrix, noise: Matrix, gradient: Matrix
+    let noisy: Matrix, noise: Matrix
     var timesteps: [Float] = []
+    let workers: [BehaviourCloningShard]
 
-    public init(policy: DiffusionPolicy) {
+    public init(policy: DiffusionPolicy, shards: Int = 1) {
+        precondition(shards >= 1, "behaviour cloning needs at least one shard")
         self.policy = policy
         let width = policy.settings.chunkWidth
         noisy = Matrix(rows: 0, columns: width)
         noise = Matrix(rows: 0, columns: width)
-        gradient = Matrix(rows: 0, columns: width)
+        let observationWidth = policy.base.shape.observationDim
+        workers = ([policy.base] + (1..<shards).map { _ in policy.base.replica() }).map {
+            BehaviourCloningShard(network: $0, observationWidth: observationWidth, chunkWidth: width)
+        }
     }
 
     public var parameters: Parameters { policy.base.parameters }
 
     public func lossAndGradient(observations: Matrix, chunks: Matrix, random: inout Philox) -> Double {
-        let network = policy.base
         let width = policy.settings.chunkWidth, size = chunks.rows
-        noisy.resize(rows: size); noise.resize(rows: size); gradient.resize(rows: size)
+        noisy.resize(rows: size); noise.resize(rows: size)
         if timesteps.count != size { timesteps = [Float](repeating: 0, count: size) }
         random.fillNormal(noise.data, count: size * width)
         for row in 0..<size {
@@ -65,48 +71,107 @@ public final class DiffusionBehaviourCloning: BehaviourCloningObjective {
             let clean = chunks.row(row), epsilon = noise.row(row), destination = noisy.row(row)
             for element in 0..<width { destination[element] = a * clean[element] + b * epsilon[element] }
         }
-        network.parameters.zeroGradients()
-        let predicted = timesteps.withUnsafeBufferPointer { network.forward(noisyChunk: noisy, timesteps: $0.baseAddress!, observation: observations) }
-        var loss = 0.0
-        let scale = 2 / Float(size * width)
-        for element in 0..<(size * width) {
-            let error = predicted.data[element] - noise.data[element]
-            loss += Double(error * error)
-            gradient.data[element] = scale * error
+        let scale = 2 / Float(size * width), count = workers.count
+        Parallel.forEach(count) { index in
+            let worker = workers[index], rows = Parallel.range(shard: index, of: count, total: size)
+            worker.take(rows: rows, observations: observations, inputs: noisy, targets: noise)
+            worker.network.parameters.zeroGradients()
+            worker.loss = 0
+            guard !rows.isEmpty else { return }
+            let predicted = timesteps.withUnsafeBufferPointer {
+                worker.network.forward(noisyChunk: worker.inputs, timesteps: $0.baseAddress! + rows.lowerBound, observation: worker.observations)
+            }
+            for element in 0..<(rows.count * width) {
+                let error = predicted.data[element] - worker.targets.data[element]
+                worker.loss += Double(error * error)
+                worker.gradient.data[element] = scale * error
+            }
+            worker.network.backward(outputGradient: worker.gradient)
         }
-        network.backward(outputGradient: gradient)
-        return loss / Double(size * width)
+        Parallel.treeSum(workers.map { $0.network.parameters.gradients }, count: parameters.count, workers: count)
+        return workers.reduce(0) { $0 + $1.loss } / Double(size * width)
+    }
+}
+
+/// One worker's rows of a behaviour-cloning minibatch and its network replica (shard 0: the trained network).
+final class BehaviourCloningShard {
+    let network: DiffusionMLP
+    let observations: Matrix, inputs: Matrix, targets: Matrix, gradient: Matrix
+    var loss = 0.0
+
+    init(network: DiffusionMLP, observationWidth: Int, chunkWidth: Int) {
+        self.network = network
+        observations = Matrix(rows: 0, columns: observationWidth)
+        inputs = Matrix(rows: 0, columns: chunkWidth)
+        targets = Matrix(rows: 0, columns: chunkWidth)
+        gradient = Matrix(rows: 0, columns: chunkWidth)
+    }
+
+    /// Copies `rows` of the minibatch's matrices into this shard's.
+    func take(rows: Range<Int>, observations source: Matrix, inputs sourceInputs: Matrix, targets sourceTargets: Matrix) {
+        for (matrix, from) in [(observations, source), (inputs, sourceInputs), (targets, sourceTargets)] {
+            matrix.resize(rows: rows.count)
+            matrix.data.update(from: from.row(rows.lowerBound), count: rows.count * from.columns)
+        }
+        gradient.resize(rows: rows.count)
     }
 }
 
 /// The Gaussian baseline's pre-training (docs/algorithms.md §6): negative log-likelihood of the chunk with the std fixed
 /// at `fixed_std`, i.e. mean over elements of (a − μ)²/(2σ²) + ln σ + ½ ln 2π. The std parameter is not trained.
+/// Rows are split over `shards` replicas of the network like the diffusion loss's.
 public final class GaussianBehaviourCloning: BehaviourCloningObjective {
     public let policy: GaussianPolicy
-    let meanGradient: Matrix
+    let networks: [GaussianMLP]
+    let workers: [GaussianCloningShard]
 
-    public init(policy: GaussianPolicy) {
+    public init(policy: GaussianPolicy, shards: Int = 1) {
+        precondition(shards >= 1, "behaviour cloning needs at least one shard")
         self.policy = policy
-        meanGradient = Matrix(rows: 0, columns: policy.shape.chunkWidth)
+        networks = [policy.network] + (1..<shards).map { _ in policy.network.replica() }
+        workers = networks.map { GaussianCloningShard(network: $0) }
     }
 
     public var parameters: Parameters { policy.network.parameters }
 
     public func lossAndGradient(observations: Matrix, chunks: Matrix, random: inout Philox) -> Double {
-        let network = policy.network
-        let std = Float(policy.shape.fixedStd), count = chunks.count
-        network.parameters.zeroGradients()
-        let mean = network.forward(observations)
-        meanGradient.resize(rows: chunks.rows)
-        var loss = 0.0
+        let std = Float(policy.shape.fixedStd), count = chunks.count, size = chunks.rows
         let constant = Double(logf(std)) + 0.5 * log(2 * Double.pi)
-        for element in 0..<count {
-            let difference = chunks.data[element] - mean.data[element]
-            loss += Double(difference * difference / (2 * std * std)) + constant
-            meanGradient.data[element] = -difference / (std * std) / Float(count)
+        let shards = workers.count
+        Parallel.forEach(shards) { index in
+            let worker = workers[index], rows = Parallel.range(shard: index, of: shards, total: size)
+            worker.network.parameters.zeroGradients()
+            worker.loss = 0
+            guard !rows.isEmpty else { return }
+            worker.observations.resize(rows: rows.count)
+            worker.observations.data.update(from: observations.row(rows.lowerBound), count: rows.count * observations.columns)
+            let mean = worker.network.forward(worker.observations)
+            worker.meanGradient.resize(rows: rows.count)
+            let targets = chunks.row(rows.lowerBound)
+            for element in 0..<(rows.count * chunks.columns) {
+                let difference = targets[element] - mean.data[element]
+                worker.loss += Double(difference * difference / (2 * std * std)) + constant
+                worker.meanGradient.data[element] = -difference / (std * std) / Float(count)
+            }
+            worker.network.backward(input: worker.observations, meanGradient: worker.meanGradient, stdGradient: worker.stdGradient)
         }
-        network.backward(input: observations, meanGradient: meanGradient, stdGradient: [Float](repeating: 0, count: policy.shape.actionDim))
-        return loss / Double(count)
+        Parallel.treeSum(workers.map { $0.network.parameters.gradients }, count: parameters.count, workers: shards)
+        return workers.reduce(0) { $0 + $1.loss } / Double(count)
+    }
+}
+
+/// One worker's rows of a Gaussian behaviour-cloning minibatch and its network replica.
+final class GaussianCloningShard {
+    let network: GaussianMLP
+    let observations: Matrix, meanGradient: Matrix
+    let stdGradient: [Float]
+    var loss = 0.0
+
+    init(network: GaussianMLP) {
+        self.network = network
+        observations = Matrix(rows: 0, columns: network.shape.observationDim)
+        meanGradient = Matrix(rows: 0, columns: network.shape.chunkWidth)
+        stdGradient = [Float](repeating: 0, count: network.shape.actionDim)
     }
 }
 

@@ -18,6 +18,9 @@ public struct ConfigError: Error, CustomStringConvertible {
 public struct RunConfig: Sendable {
     public var name = "dppo"
     public var seed: UInt64 = 42
+    /// `threads`: the workers the learner's update, pretraining and offline training split their passes across;
+    /// nil (`auto`) resolves per job with `workerThreads(for:)`.
+    public var threads: Int?
     public var environment = EnvironmentConfig()
     public var model = ModelConfig()
     public var train = TrainConfig()
@@ -154,7 +157,6 @@ public struct RunConfig: Sendable {
         public var isAsync: Bool { synchronization == "async" }
         /// Decisions per trajectory segment message.
         public var segmentSteps = 50
-        public var learnerThreads = 1
         /// Seconds the learner waits for a batch before it reports missing actors.
         public var batchTimeoutSeconds = 120.0
         /// Strict mode: seconds without a segment from an actor that reports (in its heartbeats) having sent more of the
@@ -261,6 +263,14 @@ public struct RunConfig: Sendable {
     mutating func read(_ root: ConfigReader) throws {
         name = try root.string("name", default: name)
         seed = UInt64(try root.int("seed", default: Int(seed)))
+        let threadsValue = try root.string("threads", default: "auto")
+        if threadsValue == "auto" {
+            threads = nil
+        } else if let count = Int(threadsValue), count >= 1, count <= 1_024 {
+            threads = count
+        } else {
+            throw ConfigError("threads '\(threadsValue)' must be auto or a whole number from 1 to 1024")
+        }
         let env = try root.section("env")
         let taskName = try env.string("task", default: environment.task.rawValue)
         guard let task = TaskName(rawValue: taskName) else {
@@ -424,7 +434,9 @@ public struct RunConfig: Sendable {
         cluster.synchronization = try c.string("sync", default: cluster.synchronization)
         cluster.maxPolicyLag = try c.int("max_policy_lag", default: cluster.maxPolicyLag)
         cluster.segmentSteps = try c.int("segment_steps", default: cluster.segmentSteps)
-        cluster.learnerThreads = try c.int("learner_threads", default: cluster.learnerThreads)
+        if c.raw("learner_threads") != nil {
+            throw ConfigError("cluster.learner_threads is now the top-level key threads (auto or a count); see docs/learner-scaling.md")
+        }
         cluster.batchTimeoutSeconds = try c.double("batch_timeout_s", default: cluster.batchTimeoutSeconds)
         cluster.stallTimeoutSeconds = try c.double("stall_timeout_s", default: cluster.stallTimeoutSeconds)
         cluster.keyFile = try c.string("key_file", default: cluster.keyFile)
@@ -437,6 +449,20 @@ public struct RunConfig: Sendable {
         cluster.chainTransport = chainTransport
         cluster.chainCheckEvery = try c.int("chain_check_every", default: cluster.chainCheckEvery)
         cluster.chainTolerance = try c.double("chain_tolerance", default: cluster.chainTolerance)
+    }
+
+    /// The jobs that split their passes across `threads` workers.
+    public enum ThreadedJob: Sendable { case learner, pretrain, offline }
+
+    /// The worker count `job` uses: `threads` when set, else (`auto`) every core for pretraining and offline training;
+    /// for the learner every core in strict mode, whose actors wait for the new weights while it updates, and in async
+    /// mode, whose local actors keep rolling out, the cores they leave (at least one). docs/learner-scaling.md.
+    public func workerThreads(for job: ThreadedJob, cores: Int = ProcessInfo.processInfo.activeProcessorCount) -> Int {
+        if let threads { return threads }
+        switch job {
+        case .learner where cluster.isAsync: return max(1, cores - cluster.actors)
+        case .learner, .pretrain, .offline: return max(1, cores)
+        }
     }
 
     func validate() throws {

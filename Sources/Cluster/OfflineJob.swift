@@ -184,7 +184,7 @@ struct OfflineResumeState: Codable {
 /// `offline.n_steps` may be raised to train on. Returns the summary written to summary.json.
 @discardableResult
 public func runOffline(config: RunConfig, run: RunDirectory, resume: Bool = false, log: (String) -> Void = Cluster.log) throws -> [String: Any] {
-    BLAS.setThreads(config.cluster.learnerThreads)
+    BLAS.setThreads(config.workerThreads(for: .offline))
     let started = Date()
     let settings = config.offline
     guard config.model.policy == .diffusion else { throw ConfigError("dppo offline trains diffusion policies: set model.policy: diffusion") }

@@ -8,7 +8,8 @@ import Tensors
 /// with progress and an ETA; writes a checkpoint whose EMA weights fine-tuning starts from, together with the
 /// dataset's normalisation (which actors and evaluation apply).
 public func runPretraining(config: RunConfig, output: URL, log: (String) -> Void = Cluster.log) throws -> URL {
-    BLAS.setThreads(config.cluster.learnerThreads)
+    // Parallelism comes from the objective's shards, each with single-threaded BLAS (docs/learner-scaling.md).
+    BLAS.setThreads(1)
     let started = Date()
     if config.pretrain.settings.epochs == 0 && config.pretrain.dataset.isEmpty {
         return try writeInitialPolicy(config: config, output: output, log: log)
@@ -18,16 +19,17 @@ public func runPretraining(config: RunConfig, output: URL, log: (String) -> Void
     let dataset = try data.chunkDataset(conditionSteps: config.environment.conditionSteps, horizonSteps: config.environment.horizonSteps,
                                         normalization: normalization)
     let summary = data.summary()
-    log(String(format: "pretrain: %d (observation, chunk) windows from %d episodes (%@), episode return %@",
+    log(String(format: "pretrain: %d (observation, chunk) windows from %d episodes (%@), episode return %@; %d threads",
                dataset.count, summary.episodeCount, data.metadata["source"] ?? config.pretrain.dataset,
-               summary.episodeReturn.map { String(format: "%.1f", $0.mean) } ?? "n/a"))
+               summary.episodeReturn.map { String(format: "%.1f", $0.mean) } ?? "n/a", config.workerThreads(for: .pretrain)))
     let model = PolicyModel(config: config)
     var random = Philox(seed: config.seed, stream: 0x1417)
     model.initialize(random: &random)
     let objective: BehaviourCloningObjective
+    let shards = config.workerThreads(for: .pretrain)
     switch model {
-    case .diffusion(let policy): objective = DiffusionBehaviourCloning(policy: policy)
-    case .gaussian(let policy): objective = GaussianBehaviourCloning(policy: policy)
+    case .diffusion(let policy): objective = DiffusionBehaviourCloning(policy: policy, shards: shards)
+    case .gaussian(let policy): objective = GaussianBehaviourCloning(policy: policy, shards: shards)
     }
     let trainer = Pretrainer(objective: objective, settings: config.pretrain.settings, seed: config.seed)
     let epochs = config.pretrain.settings.epochs

@@ -53,14 +53,26 @@ public final class DiffusionPolicy {
     var likelihoodClampMask: [UInt8] = []
     var denoisedClampMask: [UInt8] = []
 
-    public init(settings: DenoisingSettings, network: DiffusionMLPShape) {
+    public convenience init(settings: DenoisingSettings, network: DiffusionMLPShape) {
         precondition(network.chunkWidth == settings.chunkWidth, "network chunk width \(network.chunkWidth) ≠ Tp·Da \(settings.chunkWidth)")
-        self.settings = settings
         let schedule = NoiseSchedule(steps: settings.denoisingSteps)
+        self.init(settings: settings, schedule: schedule, base: DiffusionMLP(shape: network), fineTuned: DiffusionMLP(shape: network),
+                  steps: ReverseStepTable(settings: settings, schedule: schedule))
+    }
+
+    /// A shard's copy of `policy`: both networks read its parameter values and keep their own gradients and buffers,
+    /// so several copies can sample chains or score transitions at once (docs/learner-scaling.md).
+    public convenience init(replicaOf policy: DiffusionPolicy) {
+        self.init(settings: policy.settings, schedule: policy.schedule, base: policy.base.replica(), fineTuned: policy.fineTuned.replica(),
+                  steps: policy.steps)
+    }
+
+    init(settings: DenoisingSettings, schedule: NoiseSchedule, base: DiffusionMLP, fineTuned: DiffusionMLP, steps: ReverseStepTable) {
+        self.settings = settings
         self.schedule = schedule
-        base = DiffusionMLP(shape: network)
-        fineTuned = DiffusionMLP(shape: network)
-        steps = ReverseStepTable(settings: settings, schedule: schedule)
+        self.base = base
+        self.fineTuned = fineTuned
+        self.steps = steps
         current = Matrix(rows: 0, columns: settings.chunkWidth)
         stepNoise = Matrix(rows: 0, columns: settings.chunkWidth)
         likelihoodOutputs = Matrix(rows: 0, columns: settings.chunkWidth)

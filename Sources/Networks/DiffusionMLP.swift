@@ -69,6 +69,9 @@ public final class DiffusionMLP {
         timeHiddenGradient = Matrix(rows: 0, columns: 2 * d)
     }
 
+    /// A shard's copy: the same parameter values, its own gradients and activation buffers.
+    public func replica() -> DiffusionMLP { DiffusionMLP(shape: shape, sharing: Parameters(sharingValuesOf: parameters)) }
+
     public var fanIn: [String: Int] {
         timeIn.fanIn.merging(timeOut.fanIn) { a, _ in a }.merging(mlp.fanIn) { a, _ in a }
     }
@@ -124,13 +127,26 @@ public final class DiffusionMLP {
 public final class CriticMLP {
     public let parameters: Parameters
     public let observationDim: Int
+    let mlpDims: [Int]
     let mlp: ResidualMLP
 
-    public init(observationDim: Int, mlpDims: [Int] = [256, 256, 256], activation: Activation = .mish) {
+    /// A critic with its own parameters, or, with `sharing`, one over those parameters (see `replica`).
+    public init(observationDim: Int, mlpDims: [Int] = [256, 256, 256], activation: Activation = .mish, sharing shared: Parameters? = nil) {
         self.observationDim = observationDim
+        self.mlpDims = mlpDims
         var layout = ParameterLayout()
         mlp = ResidualMLP("Q1", inputs: observationDim, hiddenDims: mlpDims, outputs: 1, activation: activation, layout: &layout)
-        parameters = Parameters(layout: layout)
+        if let shared {
+            precondition(shared.entries == layout.entries, "shared parameters have another layout than this critic")
+            parameters = shared
+        } else {
+            parameters = Parameters(layout: layout)
+        }
+    }
+
+    /// A shard's copy: the same parameter values, its own gradients and activation buffers.
+    public func replica() -> CriticMLP {
+        CriticMLP(observationDim: observationDim, mlpDims: mlpDims, activation: mlp.activation, sharing: Parameters(sharingValuesOf: parameters))
     }
 
     public func initialize(random: inout Philox) { parameters.initializeUniform(fanIn: mlp.fanIn, random: &random) }

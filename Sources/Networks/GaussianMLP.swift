@@ -43,18 +43,28 @@ public final class GaussianMLP {
     public let mean: Matrix
     let preActivationGradient: Matrix
 
-    public init(shape: GaussianMLPShape) {
+    /// A network with its own parameters (std at `fixed_std`), or, with `sharing`, one over those parameters,
+    /// left as they are (see `replica`).
+    public init(shape: GaussianMLPShape, sharing shared: Parameters? = nil) {
         self.shape = shape
         var layout = ParameterLayout()
         mlp = ResidualMLP("mlp_mean", inputs: shape.observationDim, hiddenDims: shape.mlpDims, outputs: shape.chunkWidth, activation: shape.activation, layout: &layout)
         logVarianceOffset = layout.add("logvar", shape: [shape.actionDim])
-        parameters = Parameters(layout: layout)
         logVarianceMin = Float(log(shape.stdMin * shape.stdMin))
         logVarianceMax = Float(log(shape.stdMax * shape.stdMax))
         mean = Matrix(rows: 0, columns: shape.chunkWidth)
         preActivationGradient = Matrix(rows: 0, columns: shape.chunkWidth)
-        resetStd()
+        if let shared {
+            precondition(shared.entries == layout.entries, "shared parameters have another layout than \(shape)")
+            parameters = shared
+        } else {
+            parameters = Parameters(layout: layout)
+            resetStd()
+        }
     }
+
+    /// A shard's copy: the same parameter values, its own gradients and activation buffers.
+    public func replica() -> GaussianMLP { GaussianMLP(shape: shape, sharing: Parameters(sharingValuesOf: parameters)) }
 
     /// PyTorch-default uniform weights and logvar = ln(fixed_std²).
     public func initialize(random: inout Philox) {

@@ -32,6 +32,8 @@ public final class Parameters {
     public let count: Int
     public let values: UnsafeMutablePointer<Float>
     public let gradients: UnsafeMutablePointer<Float>
+    /// The parameters whose values these read (a shard's replica), nil when the values are this object's own.
+    public let valueOwner: Parameters?
 
     public init(layout: ParameterLayout) {
         entries = layout.entries
@@ -40,10 +42,22 @@ public final class Parameters {
         values.initialize(repeating: 0, count: max(count, 1))
         gradients = .allocate(capacity: max(count, 1))
         gradients.initialize(repeating: 0, count: max(count, 1))
+        valueOwner = nil
+    }
+
+    /// A shard's view of `owner`: the same values (every write to them is seen by both), its own gradient buffer.
+    /// Data-parallel workers accumulate into their own gradients, which are then summed into the owner's.
+    public init(sharingValuesOf owner: Parameters) {
+        entries = owner.entries
+        count = owner.count
+        values = owner.values
+        gradients = .allocate(capacity: max(count, 1))
+        gradients.initialize(repeating: 0, count: max(count, 1))
+        valueOwner = owner.valueOwner ?? owner
     }
 
     deinit {
-        values.deallocate()
+        if valueOwner == nil { values.deallocate() }
         gradients.deallocate()
     }
 

@@ -82,10 +82,13 @@ final class PPOUpdateTests: XCTestCase {
         hyperparameters.advantageLowerQuantile = 0.1
         hyperparameters.advantageUpperQuantile = 0.85
         let update = PPOUpdate(policy: policy, critic: CriticMLP(observationDim: 3, mlpDims: [4, 4, 4]), hyperparameters: hyperparameters, streams: 1, seed: 1)
-        update.scratchAdvantages = (0..<11).reversed().map(Float.init)
-        update.clipAdvantagesToQuantiles(count: 11)
-        XCTAssertEqual(update.scratchAdvantages.max(), 8.5)
-        XCTAssertEqual(update.scratchAdvantages.min(), 1)
-        XCTAssertEqual(update.scratchAdvantages[5], 5)
+        let normalized: [Float] = (0..<11).reversed().map(Float.init)
+        let bounds = update.advantageQuantileBounds(size: 11) { normalized[$0] }
+        XCTAssertEqual(bounds?.low, 1)
+        XCTAssertEqual(bounds?.high, 8.5)
+        hyperparameters.advantageLowerQuantile = 0
+        hyperparameters.advantageUpperQuantile = 1
+        update.hyperparameters = hyperparameters
+        XCTAssertNil(update.advantageQuantileBounds(size: 11) { normalized[$0] }, "quantiles 0 and 1 clip nothing")
     }
 }

@@ -65,6 +65,9 @@ final class ConfigTests: XCTestCase {
             ("env:\n  task: gymnasium\n", "env.gym_id"),
             ("env:\n  task: gymnasium\n  gym_id: Pendulum-v1\n  gym_kwargs: [1, 2]\n", "env.gym_kwargs"),
             ("env:\n  task: gymnasium\n  gym_id: Pendulum-v1\n  python: /nonexistent/python3\n", "/nonexistent/python3"),
+            ("threads: 0\n", "threads"),
+            ("threads: many\n", "threads"),
+            ("cluster:\n  learner_threads: 2\n", "top-level key threads"),
         ]
         for (yaml, expected) in cases {
             XCTAssertThrowsError(try RunConfig.parse(yaml: yaml), yaml) { error in
@@ -74,6 +77,23 @@ final class ConfigTests: XCTestCase {
         XCTAssertThrowsError(try RunConfig.parse(yaml: "", overrides: ["train.n_steps"])) { error in
             XCTAssertTrue("\(error)".contains("key.path=value"))
         }
+    }
+
+    /// `threads`: a count is used by every job; `auto` gives pretraining, offline training and a strict learner every
+    /// core, and an async learner the cores its local actors leave. It does not enter the compatibility hash.
+    func testThreadsResolvePerJob() throws {
+        let fixed = try RunConfig.parse(yaml: "threads: 3")
+        XCTAssertEqual(fixed.workerThreads(for: .learner, cores: 16), 3)
+        XCTAssertEqual(fixed.workerThreads(for: .pretrain, cores: 16), 3)
+        let strict = try RunConfig.parse(yaml: "cluster: {actors: 4}")
+        XCTAssertNil(strict.threads, "auto is the default")
+        XCTAssertEqual(strict.workerThreads(for: .learner, cores: 16), 16)
+        XCTAssertEqual(strict.workerThreads(for: .offline, cores: 2), 2)
+        let async = try RunConfig.parse(yaml: "threads: auto\ncluster: {actors: 4, sync: async}")
+        XCTAssertEqual(async.workerThreads(for: .learner, cores: 16), 12)
+        XCTAssertEqual(async.workerThreads(for: .learner, cores: 2), 1)
+        XCTAssertEqual(async.workerThreads(for: .pretrain, cores: 16), 16)
+        XCTAssertEqual(try RunConfig.parse(yaml: "threads: 5").compatibilityHash, strict.compatibilityHash)
     }
 
     func testCompatibilityHashTracksTheModel() throws {

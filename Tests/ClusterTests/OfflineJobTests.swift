@@ -17,7 +17,7 @@ final class OfflineJobTests: XCTestCase {
             pretrain: {dataset: \(data.path)}
             offline: {method: edp, variant: iql, n_steps: 6, batch_size: 8, critic_pretrain_steps: 4, log_freq: 2, eval_freq: 3,
                       eval_episodes: 2, candidates: 2, iql_reward_normalization: true}
-            cluster: {learner_threads: 1}
+            threads: 1
             """
         let config = try RunConfig.parse(yaml: yaml)
         try collectDemonstrations(config: config, episodes: 2, gain: 1, seed: 1).save(to: data)
@@ -93,7 +93,7 @@ final class OfflineJobTests: XCTestCase {
                 pretrain: {dataset: \(data.path)}
                 offline: {\(method), n_steps: 6, batch_size: 8, critic_pretrain_steps: 2, critic_warmup_steps: 2, warmup_actor: frozen,
                           log_freq: 1, eval_freq: 3, eval_episodes: 1, candidates: 2}
-                cluster: {learner_threads: 1}
+                threads: 1
                 """
             let config = try RunConfig.parse(yaml: yaml)
             if !FileManager.default.fileExists(atPath: data.path) {

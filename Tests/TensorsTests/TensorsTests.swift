@@ -75,4 +75,35 @@ final class TensorsTests: XCTestCase {
         matrix.resize(rows: 1)
         XCTAssertEqual(matrix.count, 3)
     }
+
+    /// Parallel.treeSum: the pairwise tree's sum, the same bits whatever the number of element ranges summed at once;
+    /// Parallel.range splits a total into contiguous, covering parts.
+    func testTreeSumIsFixedOrder() {
+        let count = 10_007, shardCount = 5
+        var random = Philox(seed: 3)
+        let sources = (0..<shardCount).map { _ in (0..<count).map { _ in random.normal() * 1e3 } }
+        func summed(workers: Int) -> [Float] {
+            let buffers = sources.map { source -> UnsafeMutablePointer<Float> in
+                let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+                buffer.initialize(from: source, count: count)
+                return buffer
+            }
+            defer { buffers.forEach { $0.deallocate() } }
+            Parallel.treeSum(buffers, count: count, workers: workers)
+            return Array(UnsafeBufferPointer(start: buffers[0], count: count))
+        }
+        let one = summed(workers: 1), three = summed(workers: 3)
+        XCTAssertTrue(one.elementsEqual(three) { $0.bitPattern == $1.bitPattern })
+        for index in [0, 17, count - 1] {
+            let s = sources.map { $0[index] }
+            XCTAssertEqual(one[index], ((s[0] + s[1]) + (s[2] + s[3])) + s[4], "tree order at \(index)")
+        }
+        let parts = (0..<4).map { Parallel.range(shard: $0, of: 4, total: 10) }
+        XCTAssertEqual(parts, [0..<3, 3..<6, 6..<8, 8..<10])
+        XCTAssertEqual(Parallel.range(shard: 2, of: 3, total: 1), 1..<1)
+        var seen = [Int](repeating: 0, count: 7)
+        let lock = NSLock()
+        Parallel.forEach(7) { shard in lock.lock(); seen[shard] += 1; lock.unlock() }
+        XCTAssertEqual(seen, [Int](repeating: 1, count: 7))
+    }
 }

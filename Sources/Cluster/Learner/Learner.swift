@@ -54,7 +54,8 @@ public final class Learner {
         self.config = config
         codec = WireCodec(key: try ClusterKey.load(config: config)?.bytes)
         self.run = run
-        BLAS.setThreads(config.cluster.learnerThreads)
+        // Parallelism comes from the update's shards, each with single-threaded BLAS (docs/learner-scaling.md).
+        BLAS.setThreads(1)
         model = PolicyModel(config: config)
         let info = try Checkpoint.load(model, from: checkpoint)
         normalization = info.normalization
@@ -64,7 +65,7 @@ public final class Learner {
         var random = Philox(seed: config.seed, stream: 0xC817)
         critic.initialize(random: &random)
         update = PPOUpdate(actor: model.makePPOActor(), critic: critic, hyperparameters: config.train.dppo, streams: config.streams,
-                           seed: config.seed)
+                           seed: config.seed, shards: config.workerThreads(for: .learner))
         if resume {
             try Checkpoint.restoreTraining(update, info: info, from: checkpoint)
             guard info.iteration < config.train.iterations else {
@@ -113,7 +114,8 @@ public final class Learner {
         control.start()
         defer { control.stop() }
         let metrics = try openRunDirectory(log: log)
-        log("learner: listening on \(endpoints.trajectories) (segments), \(endpoints.weights) (weights), \(endpoints.control) (control)")
+        log("learner: listening on \(endpoints.trajectories) (segments), \(endpoints.weights) (weights), \(endpoints.control) (control); "
+            + "update on \(update.shardCount) threads")
         let initial = try resumed?.initialEvaluation ?? evaluateInitialPolicy(metrics: metrics, log: log)
         var lastEvaluation = resumed?.lastEvaluation ?? initial
         try publishWeights(version: weights.version, control: control, publisher: sockets.weights)
