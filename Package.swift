@@ -14,11 +14,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
-        // System libraries from Debian (libnanomsg-dev, liblz4-dev, libopenblas-dev, libmujoco-dev).
+        // System libraries from Debian (libnanomsg-dev, liblz4-dev, libopenblas-dev, libmujoco-dev, libopenmpi-dev).
         .systemLibrary(name: "CNanomsg", path: "Sources/CNanomsg"),
         .systemLibrary(name: "CMuJoCo", path: "Sources/CMuJoCo"),
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4"),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
 
         .target(name: "Tensors", dependencies: ["COpenBLAS"]),
         .target(name: "Networks", dependencies: ["Tensors"]),
@@ -27,7 +28,7 @@ let package = Package(
         .target(name: "Algorithms", dependencies: ["Tensors", "Networks", "Diffusion", "Environments"]),
         .target(name: "Transport", dependencies: ["CNanomsg", "CLZ4", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Cluster", dependencies: [
-            "Tensors", "Networks", "Diffusion", "Environments", "Algorithms", "Transport", "Datasets", "Offline",
+            "Tensors", "Networks", "Diffusion", "Environments", "Algorithms", "Transport", "Datasets", "Offline", "CMPI",
             .product(name: "Yams", package: "Yams"),
         ]),
         // Behaviour-cloning data: .npy/.npz reading (zlib through ZIPFoundation, zlib1g-dev), our safetensors format, windows.

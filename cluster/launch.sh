@@ -5,18 +5,20 @@
 #
 #   cluster/launch.sh CONFIG [--actors N] [--set key=value ...]
 #   cluster/launch.sh CONFIG --resume RUN_DIR    # continue a run from its latest checkpoint
+#   cluster/launch.sh CONFIG --learner-ranks N   # the learner as N MPI processes (mpirun; docs/learner-scaling.md)
 set -euo pipefail
 # The body is one compound command, so bash reads all of it before running: editing this file while a
 # run is going cannot change (or break) that run.
 {
 
-usage() { echo "usage: $0 CONFIG [--actors N] [--bin PATH] [--run-dir DIR | --resume DIR] [--set key=value ...]" >&2; exit 2; }
+usage() { echo "usage: $0 CONFIG [--actors N] [--learner-ranks N] [--bin PATH] [--run-dir DIR | --resume DIR] [--set key=value ...]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 config=$1; shift
 actors=""
 bin="${DPPO_BIN:-.build/release/dppo}"
 run_dir=""
 resume=""
+ranks=1
 overrides=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -24,6 +26,7 @@ while [ $# -gt 0 ]; do
     --bin) bin=$2; shift 2 ;;
     --run-dir) run_dir=$2; shift 2 ;;
     --resume) resume=$2; shift 2 ;;
+    --learner-ranks) ranks=$2; shift 2 ;;
     --set) overrides+=(--set "$2"); shift 2 ;;
     *) usage ;;
   esac
@@ -31,6 +34,14 @@ done
 [ -f "$config" ] || { echo "launch: config $config not found" >&2; exit 2; }
 [ -x "$bin" ] || { echo "launch: $bin is not built (swift build -c release)" >&2; exit 2; }
 [ -n "$actors" ] && overrides+=(--set "cluster.actors=$actors")
+[[ "$ranks" =~ ^[1-9][0-9]*$ ]] || { echo "launch: --learner-ranks must be a whole number ≥ 1, got '$ranks'" >&2; exit 2; }
+launcher=()
+if [ "$ranks" -gt 1 ]; then
+  command -v mpirun > /dev/null || { echo "launch: --learner-ranks needs mpirun (scripts/install-deps.sh installs openmpi-bin)" >&2; exit 2; }
+  # --bind-to none: each rank runs its own worker threads; --oversubscribe: ranks may outnumber the cores here.
+  launcher=(mpirun -np "$ranks" --bind-to none --oversubscribe)
+  [ "$(id -u)" -eq 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
 if [ -n "$resume" ]; then
   [ -z "$run_dir" ] || { echo "launch: --resume continues the run in its own directory; drop --run-dir" >&2; exit 2; }
   [ -d "$resume/checkpoints" ] || { echo "launch: $resume is not a run directory (no checkpoints/)" >&2; exit 2; }
@@ -64,7 +75,7 @@ fi
 [ -n "$resume" ] || learner_start=(--run-dir "$run_dir" --base-policy "$checkpoint")
 
 # Logs are appended, so a resumed run keeps the history of the runs before it.
-"$bin" learner --config "$config" "${overrides[@]}" "${learner_start[@]}" \
+${launcher[@]+"${launcher[@]}"} "$bin" learner --config "$config" "${overrides[@]}" "${learner_start[@]}" \
   > >(tee -a "$run_dir/logs/learner.log") 2>&1 &
 learner=$!
 pids+=("$learner")

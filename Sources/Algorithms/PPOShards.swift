@@ -132,6 +132,7 @@ extension PPOUpdate {
                      decisions: [(pair: Int, multiplicity: Float)],
                      decisionAt: (Int) -> (observation: UnsafePointer<Float>, target: Float, oldValue: Float)) -> PPOLossTerms {
         // 1–3 over the whole minibatch (serial, O(P)): mean and unbiased std of the advantages, and quantile bounds.
+        let serialStart = UpdateTiming.now()
         var mean = 0.0
         for slot in 0..<size { mean += Double(advantageAt(slot)) }
         mean /= Double(size)
@@ -143,7 +144,7 @@ extension PPOUpdate {
         // The critic's rows: each shard takes a contiguous part of the distinct decisions.
         let count = shards.count, width = critic.observationDim
         for (index, shard) in shards.enumerated() {
-            let owned = Parallel.range(shard: index, of: count, total: decisions.count)
+            let owned = self.owned(globalShard(index), total: decisions.count)
             shard.criticObservations.resize(rows: owned.count)
             shardDecisions[index].removeAll()
             for (slot, decision) in decisions[owned].enumerated() {
@@ -156,10 +157,12 @@ extension PPOUpdate {
         }
 
         // 4–7 on every shard at once.
+        let parallelStart = UpdateTiming.now()
+        timing.serialSeconds += Double(parallelStart &- serialStart) / 1e9
         let hyperparameters = self.hyperparameters
         Parallel.forEach(count) { index in
             let shard = shards[index]
-            fill(shard, Parallel.range(shard: index, of: count, total: size))
+            fill(shard, owned(globalShard(index), total: size))
             shard.policyPass(mean: mean, std: std, bounds: bounds, size: size, includeActor: includeActor, hyperparameters: hyperparameters)
             let owned = shardDecisions[index]
             shard.valuePass(targets: owned.targets, oldValues: owned.oldValues, multiplicities: owned.multiplicities, size: size,
@@ -175,6 +178,15 @@ extension PPOUpdate {
         }
         Parallel.treeSum(shards.map { $0.actor.trainableParameters.gradients }, count: actor.trainableParameters.count, workers: count)
         Parallel.treeSum(shards.map { $0.critic.parameters.gradients }, count: critic.parameters.count, workers: count)
+        if let group, group.size > 1 {
+            let sums = group.sum([policyLoss, klSum, ratioSum, Double(clipped), valueLoss])
+            policyLoss = sums[0]; klSum = sums[1]; ratioSum = sums[2]; clipped = Int(sums[3]); valueLoss = sums[4]
+            group.sum(actor.trainableParameters.gradients, count: actor.trainableParameters.count, scratch: actorGradients, workers: count)
+            group.sum(critic.parameters.gradients, count: critic.parameters.count, scratch: criticGradients, workers: count)
+        }
+        let tailStart = UpdateTiming.now()
+        timing.parallelSeconds += Double(tailStart &- parallelStart) / 1e9
+        defer { timing.serialSeconds += UpdateTiming.seconds(since: tailStart) }
         terms.policyLoss = policyLoss / Double(size)
         terms.approxKL = klSum / Double(size)
         terms.clipFraction = Double(clipped) / Double(size)

@@ -91,6 +91,21 @@ public struct PPOStatistics: Sendable, Equatable {
     public init() {}
 }
 
+/// Where the last update's time went (docs/learner-scaling.md): the value and old-log-probability pass, and within the
+/// minibatches the work split over the shards (the shards' passes and the gradient sum) against the work that is not
+/// (advantage statistics, distinct decisions, gradient norms, the optimizer steps).
+public struct UpdateTiming: Sendable, Equatable {
+    public var prepareSeconds = 0.0
+    public var parallelSeconds = 0.0
+    public var serialSeconds = 0.0
+    public init() {}
+    /// The fraction of the minibatches' time that did not shard.
+    public var serialFraction: Double { serialSeconds / max(serialSeconds + parallelSeconds, 1e-12) }
+
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+    static func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds &- start) / 1e9 }
+}
+
 /// The learner's PPO update (docs/algorithms.md §4.5–4.6): values, reward scaling, GAE, old log-probs, then PPO epochs over
 /// (decision × likelihood term) pairs. With a diffusion policy the terms are its K′ fine-tuned denoising steps
 /// (DPPO); with a Gaussian policy there is one per decision (the baseline of §6).
@@ -105,6 +120,8 @@ public final class PPOUpdate {
     /// Scheduler steps taken so far; the actor's only count iterations after the critic warm-up (docs/algorithms.md §8.14).
     public var actorScheduleSteps = 0
     public var criticScheduleSteps = 0
+    /// Timers of the last `update` (or of the minibatches trained since the last `update` began).
+    public internal(set) var timing = UpdateTiming()
 
     // Per-iteration buffers (sized on first use, reused afterwards).
     var values: [Float] = [], nextValues: [Float] = [], advantages: [Float] = [], returns: [Float] = []
@@ -117,18 +134,26 @@ public final class PPOUpdate {
     var decisionSlots: [Int] = []
     var decisionList: [(pair: Int, multiplicity: Float)] = []
     let teacherObservations: Matrix
+    /// The learner processes this update is split across (nil: this one alone), and the buffers their sums gather into.
+    public let group: RankGroup?
+    let actorGradients: Matrix, criticGradients: Matrix
 
     /// DPPO: PPO over the fine-tuned denoising steps of `policy`.
     public convenience init(policy: DiffusionPolicy, critic: CriticMLP, hyperparameters: PPOHyperparameters, streams: Int, seed: UInt64,
-                            shards: Int = 1) {
+                            shards: Int = 1, group: RankGroup? = nil) {
         self.init(actor: DiffusionPPOActor(policy: policy), critic: critic, hyperparameters: hyperparameters, streams: streams, seed: seed,
-                  shards: shards)
+                  shards: shards, group: group)
     }
 
-    /// `shards`: the workers every pass over the batch is split across (the `threads` key). For a given count the
-    /// update is bit-identical from run to run; different counts agree to float rounding.
-    public init(actor: PPOActor, critic: CriticMLP, hyperparameters: PPOHyperparameters, streams: Int, seed: UInt64, shards: Int = 1) {
+    /// `shards`: the workers every pass over the batch is split across in this process (the `threads` key); `group`:
+    /// the processes (MPI ranks) that split it further, each with `shards` workers and the same batch. For given counts
+    /// the update is bit-identical from run to run; different counts agree to float rounding.
+    public init(actor: PPOActor, critic: CriticMLP, hyperparameters: PPOHyperparameters, streams: Int, seed: UInt64, shards: Int = 1,
+                group: RankGroup? = nil) {
         precondition(shards >= 1, "an update needs at least one shard")
+        self.group = group
+        actorGradients = Matrix(rows: 0, columns: actor.trainableParameters.count)
+        criticGradients = Matrix(rows: 0, columns: critic.parameters.count)
         self.actor = actor
         self.critic = critic
         self.hyperparameters = hyperparameters
@@ -144,8 +169,52 @@ public final class PPOUpdate {
         teacherObservations = Matrix(rows: 0, columns: critic.observationDim)
     }
 
-    /// The number of workers each pass is split across.
+    /// Starts the timers afresh (benchmarks timing `trainOneMinibatch`).
+    public func resetTiming() { timing = UpdateTiming() }
+
+    /// The number of workers each pass is split across in this process.
     public var shardCount: Int { shards.count }
+
+    /// This process's rank in `group` and the number of ranks.
+    var rank: Int { group?.rank ?? 0 }
+    var ranks: Int { group?.size ?? 1 }
+    /// Shards over all ranks; local shard s of rank r is shard r·S + s of them.
+    var globalShardCount: Int { ranks * shards.count }
+    func globalShard(_ local: Int) -> Int { rank * shards.count + local }
+
+    /// The part of 0..<total that global shard `global` owns.
+    func owned(_ global: Int, total: Int) -> Range<Int> { Parallel.range(shard: global, of: globalShardCount, total: total) }
+
+    /// The contiguous part of 0..<total that rank r's shards own together.
+    func rankSpan(_ r: Int, total: Int) -> Range<Int> {
+        owned(r * shards.count, total: total).lowerBound..<owned(r * shards.count + shards.count - 1, total: total).upperBound
+    }
+
+    /// Copies each shard's `results` into its part of `result` (`total` values), then, with several ranks, gathers the
+    /// other ranks' parts: every rank ends with all of `result`.
+    func collectShardResults(into result: inout [Float], total: Int) {
+        for (index, shard) in shards.enumerated() {
+            let part = owned(globalShard(index), total: total)
+            result.replaceSubrange(part, with: shard.results[0..<part.count])
+        }
+        guard let group, group.size > 1 else { return }
+        let spans = (0..<group.size).map { rankSpan($0, total: total) }
+        let mine = Array(result[spans[rank]])
+        result.withUnsafeMutableBufferPointer { output in
+            mine.withUnsafeBufferPointer { group.allGather($0.baseAddress!, counts: spans.map(\.count), into: output.baseAddress!) }
+        }
+    }
+
+    /// A checksum of the actor's and critic's parameter values (FNV-1a over their bits): ranks compare it each iteration.
+    public func parameterChecksum() -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for parameters in [actor.trainableParameters, critic.parameters] {
+            for index in 0..<parameters.count {
+                hash = (hash ^ UInt64(parameters.values[index].bitPattern)) &* 0x100_0000_01b3
+            }
+        }
+        return hash
+    }
 
     /// Shard 0's rows of the last minibatch (all of them with one shard).
     public var minibatch: PPOMinibatch { shards[0].minibatch }
@@ -154,7 +223,10 @@ public final class PPOUpdate {
     /// `behaviour`: the weights that sampled the decisions when some were sampled by older weights (the cluster's
     /// async mode); nil: every decision was sampled by the current weights, which then give the old log-probabilities.
     public func update(batch: RolloutBatch, iteration: Int, behaviour: BehaviourPolicies? = nil) -> PPOStatistics {
+        timing = UpdateTiming()
+        let prepareStart = UpdateTiming.now()
         var statistics = prepare(batch: batch, behaviour: behaviour)
+        timing.prepareSeconds = UpdateTiming.seconds(since: prepareStart)
         let n = batch.count
         let pairs = n * actor.termsPerDecision
         // 5. PPO epochs over pairs.
@@ -264,15 +336,11 @@ public final class PPOUpdate {
             behaviourLogProbabilities(batch: batch, behaviour: behaviour)
             return statistics
         }
-        let count = shards.count
-        Parallel.forEach(count) { index in
-            let owned = Parallel.range(shard: index, of: count, total: pairs)
-            shardLogProbabilities(shards[index], batch: batch, count: owned.count) { owned.lowerBound + $0 }
+        Parallel.forEach(shards.count) { index in
+            let part = owned(globalShard(index), total: pairs)
+            shardLogProbabilities(shards[index], batch: batch, count: part.count) { part.lowerBound + $0 }
         }
-        for (index, shard) in shards.enumerated() {
-            let owned = Parallel.range(shard: index, of: count, total: pairs)
-            oldLogProbabilities.replaceSubrange(owned, with: shard.results[0..<owned.count])
-        }
+        collectShardResults(into: &oldLogProbabilities, total: pairs)
 
         return statistics
     }
@@ -281,6 +349,7 @@ public final class PPOUpdate {
     /// weights loaded into the actor, then the current weights are put back.
     /// The shards share the actor's parameter values, so loading a snapshot into it loads it into every shard.
     func behaviourLogProbabilities(batch: RolloutBatch, behaviour: BehaviourPolicies) {
+        precondition(ranks == 1, "behaviour weights (async mode) need a single learner rank")
         let parameters = actor.trainableParameters
         let current = Array(parameters.valueBuffer)
         defer { parameters.values.update(from: current, count: parameters.count) }
@@ -328,13 +397,16 @@ public final class PPOUpdate {
 
     func updateMinibatch(batch: RolloutBatch, range: Range<Int>, stepActor: Bool) -> PPOLossTerms {
         let terms = loss(batch: batch, pairs: range, includeActor: stepActor)
+        let stepStart = UpdateTiming.now()
         if stepActor { actorOptimizer.update() }
         criticOptimizer.update()
+        timing.serialSeconds += UpdateTiming.seconds(since: stepStart)
         return terms
     }
 
     /// The loss of the minibatch of pairs `permutation[range]` (pair p → decision p / terms, term p % terms).
     func loss(batch: RolloutBatch, pairs range: Range<Int>, includeActor: Bool) -> PPOLossTerms {
+        let planStart = UpdateTiming.now()
         let termCount = actor.termsPerDecision, first = range.lowerBound
         // The distinct decisions in order of first appearance, with how many pairs share each.
         if decisionSlots.count != batch.count { decisionSlots = [Int](repeating: -1, count: batch.count) }
@@ -349,6 +421,7 @@ public final class PPOUpdate {
             }
         }
         for decision in decisionList { decisionSlots[permutation[first + decision.pair] / termCount] = -1 }
+        timing.serialSeconds += UpdateTiming.seconds(since: planStart)
         return shardedLoss(size: range.count, includeActor: includeActor, fill: { shard, slots in
             gather(batch: batch, count: slots.count, into: shard.minibatch, oldLogProbabilities: true) { permutation[first + slots.lowerBound + $0] }
         }, advantageAt: { advantages[permutation[first + $0] / termCount] }, decisions: decisionList, decisionAt: { slot in
@@ -415,14 +488,11 @@ public final class PPOUpdate {
     /// Critic values for every row of `observations`: each shard takes a contiguous part, in chunks.
     public func evaluateValues(_ observations: Matrix, into result: inout [Float]) {
         if result.count != observations.rows { result = [Float](repeating: 0, count: observations.rows) }
-        let chunk = hyperparameters.logProbabilityBatchSize, count = shards.count
-        Parallel.forEach(count) { index in
-            shards[index].values(observations, rows: Parallel.range(shard: index, of: count, total: observations.rows), chunk: chunk)
+        let chunk = hyperparameters.logProbabilityBatchSize
+        Parallel.forEach(shards.count) { index in
+            shards[index].values(observations, rows: owned(globalShard(index), total: observations.rows), chunk: chunk)
         }
-        for (index, shard) in shards.enumerated() {
-            let owned = Parallel.range(shard: index, of: count, total: observations.rows)
-            result.replaceSubrange(owned, with: shard.results[0..<owned.count])
-        }
+        collectShardResults(into: &result, total: observations.rows)
     }
 
     func explainedVariance(values: [Float], returns: [Float], count: Int) -> Double {

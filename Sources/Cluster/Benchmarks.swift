@@ -40,9 +40,22 @@ public struct BenchmarkReport: Codable, Sendable {
         public var instances: Int
         public var env_steps_per_second: Double
     }
+    /// The learner update of `learner_update` split over 1, 2, … shards (one worker thread each, single-threaded BLAS),
+    /// each next to its bound: that many threads at the single-thread sgemm rate (docs/learner-scaling.md).
+    public struct LearnerScaling: Codable, Sendable {
+        public var threads: Int
+        public var ranks: Int
+        public var env_step_samples_per_second: Double
+        public var bound_env_step_samples_per_second: Double
+        /// Throughput over `threads × ranks` times the one-thread throughput.
+        public var efficiency: Double
+        /// Of the minibatches' time: the part that did not shard.
+        public var serial_fraction: Double
+    }
     public var sgemm_gflops_1t: Double
     public var chain_sampling: [ChainSampling]
     public var learner_update: LearnerUpdate
+    public var learner_update_scaling: [LearnerScaling]
     public var environment_stepping: [LocomotionSteppingRate]
     public var bridge_stepping: [BridgeStepping]
     public var actor_throughput: [ActorThroughput]
@@ -84,7 +97,8 @@ public enum Benchmarks {
         parameters.entries.filter { $0.shape.count == 2 }.reduce(0) { $0 + 2 * Double($1.shape[0] * $1.shape[1]) }
     }
 
-    public static func run(seconds: Double = 2, batches: [Int] = [1, 8, 40, 256], learnerSamples: Int = 5_000, log: (String) -> Void = Cluster.log) -> BenchmarkReport {
+    public static func run(seconds: Double = 2, batches: [Int] = [1, 8, 40, 256], learnerSamples: Int = 5_000, scalingThreads: [Int]? = nil,
+                           log: (String) -> Void = Cluster.log) -> BenchmarkReport {
         BLAS.setThreads(1)
         let policy = DiffusionPolicy(settings: settings, network: network)
         var random = Philox(seed: 7)
@@ -140,9 +154,85 @@ public enum Benchmarks {
         log(String(format: "learner update  %d samples × K′=%d: %7.0f env-step samples/s  bound %7.0f (%.0f%%)  %.1f GFLOP/minibatch, sgemm %.1f GFLOP/s",
                    learnerSamples, settings.fineTunedSteps, learner.env_step_samples_per_second, learner.bound_env_step_samples_per_second,
                    100 * learner.env_step_samples_per_second / learner.bound_env_step_samples_per_second, learner.gflop_per_minibatch, gflops))
+        let scaling = learnerScaling(threads: scalingThreads ?? defaultScalingThreads(), learnerSamples: learnerSamples, seconds: seconds,
+                                     sgemmGFLOPS: gflops, log: log)
         let environments = runEnvironments(seconds: seconds, log: log)
-        return BenchmarkReport(sgemm_gflops_1t: max(peak, gflops), chain_sampling: sampling, learner_update: learner,
+        return BenchmarkReport(sgemm_gflops_1t: max(peak, gflops), chain_sampling: sampling, learner_update: learner, learner_update_scaling: scaling,
                                environment_stepping: environments.stepping, bridge_stepping: environments.bridge, actor_throughput: environments.actor)
+    }
+
+    /// 1, 2, 4, … up to the core count, and the core count itself.
+    public static func defaultScalingThreads(cores: Int = ProcessInfo.processInfo.activeProcessorCount) -> [Int] {
+        var counts: [Int] = []
+        var count = 1
+        while count < cores { counts.append(count); count *= 2 }
+        return counts + [max(cores, 1)]
+    }
+
+    /// One PPO minibatch of the Hopper workload (`learnerSamples` decisions × K′ pairs) split over each thread count in
+    /// turn; the bound of t threads is t × the single-thread bound (`sgemmGFLOPS` on one core).
+    /// Under `mpirun` (`group`), every thread count runs on every rank, and rank 0 first measures one thread alone
+    /// (the other ranks waiting idly) for the efficiency's baseline.
+    public static func learnerScaling(threads counts: [Int], learnerSamples: Int = 5_000, seconds: Double = 2, sgemmGFLOPS: Double? = nil,
+                                      group: MPIGroup? = nil, log: (String) -> Void = Cluster.log) -> [BenchmarkReport.LearnerScaling] {
+        BLAS.setThreads(1)
+        let ranks = group?.size ?? 1
+        var gflops = sgemmGFLOPS ?? 0
+        var oneThread: Double?
+        if group == nil || group?.rank == 0 {
+            if sgemmGFLOPS == nil { gflops = Benchmarks.sgemmGFLOPS(rows: 8_192, seconds: seconds / 2) }
+            if group != nil {
+                oneThread = learnerScaling(threads: [1], learnerSamples: learnerSamples, seconds: seconds, sgemmGFLOPS: gflops, log: log)
+                    .first?.env_step_samples_per_second
+            }
+        }
+        if let group {
+            var words: [Int64] = [Int64(gflops.bitPattern), 0]
+            group.broadcastIdly(&words)
+            gflops = Double(bitPattern: UInt64(words[0]))
+        }
+        var results: [BenchmarkReport.LearnerScaling] = []
+        for threads in counts {
+            let policy = DiffusionPolicy(settings: settings, network: network)
+            var random = Philox(seed: 7)
+            policy.initialize(random: &random)
+            let critic = CriticMLP(observationDim: network.observationDim)
+            critic.initialize(random: &random)
+            var hyperparameters = PPOHyperparameters()
+            hyperparameters.batchSize = learnerSamples * settings.fineTunedSteps
+            hyperparameters.rewardScaleRunning = false
+            let streams = 40, steps = (learnerSamples + streams - 1) / streams
+            let update = PPOUpdate(policy: policy, critic: critic, hyperparameters: hyperparameters, streams: streams, seed: 3, shards: threads,
+                                   group: group)
+            let batch = RolloutBatch(streams: streams, steps: steps, observationWidth: network.observationDim, recordWidth: settings.chainWidth)
+            random.fillUniform(batch.observations.data, count: batch.observations.count, low: -1, high: 1)
+            random.fillUniform(batch.bootstrapObservations.data, count: batch.bootstrapObservations.count, low: -1, high: 1)
+            policy.sampleChains(observations: batch.observations, mode: .exploration, random: &random, chains: batch.records)
+            for index in 0..<batch.count { batch.rewards[index] = random.normal() }
+            _ = update.prepare(batch: batch)
+            let criticFirst = 2 * Double(network.observationDim * 256)
+            let minibatchFLOPs = Double(learnerSamples * settings.fineTunedSteps) * 3 * forwardFLOPsPerRow(policy.base.parameters)
+                + Double(learnerSamples) * (3 * forwardFLOPsPerRow(critic.parameters) - criticFirst)
+            update.trainOneMinibatch(batch: batch)
+            update.resetTiming()
+            // Every rank must make the same number of calls (each is collective): a fixed count under mpirun.
+            let perSecond = group == nil ? rate(seconds: seconds * 2, minimumCalls: 2) { update.trainOneMinibatch(batch: batch) }
+                : rate(seconds: 0, minimumCalls: 3) { update.trainOneMinibatch(batch: batch) }
+            let samples = perSecond * Double(learnerSamples)
+            oneThread = oneThread ?? (threads == 1 && ranks == 1 ? samples : nil)
+            let workers = Double(threads * ranks)
+            let entry = BenchmarkReport.LearnerScaling(
+                threads: threads, ranks: ranks, env_step_samples_per_second: samples,
+                bound_env_step_samples_per_second: workers * gflops * 1e9 / minibatchFLOPs * Double(learnerSamples),
+                efficiency: oneThread.map { samples / (workers * $0) } ?? .nan, serial_fraction: update.timing.serialFraction)
+            if (group?.rank ?? 0) == 0 {
+                log(String(format: "learner scaling  %2d threads × %d ranks: %7.0f env-step samples/s  bound %7.0f (%.0f%%)  efficiency %.2f  serial %.2f%%",
+                           threads, ranks, samples, entry.bound_env_step_samples_per_second, 100 * samples / entry.bound_env_step_samples_per_second,
+                           entry.efficiency, 100 * entry.serial_fraction))
+            }
+            results.append(entry)
+        }
+        return results
     }
 
     /// Native stepping of each MuJoCo task against raw `mj_step`, the same through the Gymnasium bridge (skipped when

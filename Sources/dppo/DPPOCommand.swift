@@ -13,7 +13,7 @@ struct DPPOCommand: ParsableCommand {
         A run is one learner and N actors. `cluster/launch.sh CONFIG` starts them all on this machine;
         the subcommands below are what it runs, and what you run yourself to place actors on other hosts.
         """,
-        subcommands: [Pretrain.self, Learner.self, Actor.self, OfflineTraining.self, Evaluate.self, Collect.self, DatasetCommand.self,
+        subcommands: [Pretrain.self, Learner.self, LearnerRankCheck.self, Actor.self, OfflineTraining.self, Evaluate.self, Collect.self, DatasetCommand.self,
                       ConfigCommand.self, Bench.self])
 }
 
@@ -98,15 +98,49 @@ extension DPPOCommand {
 
         func run() throws {
             let config = try options.load()
+            // Started by mpirun (or srun) as several ranks: rank 0 is the learner, the others share its updates.
+            guard let group = MPIGroup.launched() else { return try runLearner(config: config, group: nil) }
+            do {
+                if group.rank == 0 {
+                    try runLearner(config: config, group: group)
+                } else {
+                    try runLearnerRank(config: config, group: group)
+                }
+                group.finalize()
+            } catch {
+                FileHandle.standardError.write(Data("learner rank \(group.rank): \(error)\n".utf8))
+                group.abort(code: 1)
+            }
+        }
+
+        func runLearner(config: RunConfig, group: MPIGroup?) throws {
             if let resume {
-                try Cluster.Learner(config: config, resuming: try RunDirectory(url: URL(fileURLWithPath: resume))).run()
+                try Cluster.Learner(config: config, resuming: try RunDirectory(url: URL(fileURLWithPath: resume)), group: group).run()
                 return
             }
             let run = try runDir.map { try RunDirectory(url: URL(fileURLWithPath: $0)) } ?? RunDirectory.create(root: "runs", name: config.name)
             let checkpoint = basePolicy ?? config.pretrain.checkpoint
             guard !checkpoint.isEmpty else { throw ValidationError("no policy to fine-tune: pass --base-policy or set pretrain.checkpoint") }
-            let learner = try Cluster.Learner(config: config, run: run, basePolicy: URL(fileURLWithPath: checkpoint))
+            let learner = try Cluster.Learner(config: config, run: run, basePolicy: URL(fileURLWithPath: checkpoint), group: group)
             try learner.run()
+        }
+    }
+
+    /// Hidden: a fixed small update on `--threads` workers and (under mpirun) every rank; rank 0 writes the parameters.
+    struct LearnerRankCheck: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "learner-rank-check", abstract: "Test support: a fixed update across ranks.",
+                                                        shouldDisplay: false)
+        @Option var threads: Int = 1
+        @Option var output: String
+
+        func run() throws {
+            guard (1...64).contains(threads) else { throw ValidationError("--threads must be from 1 to 64") }
+            let group = MPIGroup.launched()
+            let result = runRankCheck(threads: threads, group: group)
+            if (group?.rank ?? 0) == 0 {
+                try JSONEncoder().encode(result).write(to: URL(fileURLWithPath: output))
+            }
+            group?.finalize()
         }
     }
 
@@ -196,13 +230,22 @@ extension DPPOCommand {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Measure chain sampling and learner update throughput against their sgemm bound (build with -c release).",
-            discussion: "With --compare-torch it also runs scripts/bench_torch.py (PyTorch on CPU, one thread) on the same network and shapes, side by side.")
+            discussion: """
+            With --compare-torch it also runs scripts/bench_torch.py (PyTorch on CPU, one thread) on the same network and shapes, side by side. \
+            The learner update is also measured split over 1, 2, 4, … threads up to the core count (learner_update_scaling; \
+            --scaling-threads to choose). `dppo bench iteration` times one whole iteration at the reference's Hopper sizes.
+            """,
+            subcommands: [Iteration.self])
         @Flag(help: "Print one JSON object instead of a table.")
         var json = false
         @Flag(help: "Also run the PyTorch baseline (needs `pip install torch==2.13.0+cpu`).")
         var compareTorch = false
         @Option(help: "Seconds per measurement.")
         var seconds: Double = 2
+        @Option(help: "Thread counts of the learner-update scaling measurement, comma-separated (default: 1, 2, 4, … and the core count).")
+        var scalingThreads: String?
+        @Flag(help: "Measure only the learner-update scaling (under `mpirun -np N`, across N ranks).")
+        var scaling = false
         @Flag(help: "Measure only the offline methods: training steps/s of Diffusion-QL, EDP without action approximation, EDP without DPM-Solver and EDP, and DDPM vs DPM-Solver sampling.")
         var offline = false
         @Flag(help: "Measure only the wire path on real recorded segments (Pendulum and Hopper): compression per field, plain LZ4 vs byte-shuffle + LZ4, encode + HMAC + decode + verify cost against the actor's time to produce a segment, and bytes per environment step with full vs seeded chains (with the learner's rebuild cost and the recorded-vs-rebuilt differences).")
@@ -270,7 +313,24 @@ extension DPPOCommand {
                 }
                 return
             }
-            let report = Benchmarks.run(seconds: seconds, log: json ? { _ in } : { print($0) })
+            var threadCounts: [Int]?
+            if let scalingThreads {
+                let counts = scalingThreads.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 1_024 }) else {
+                    throw ValidationError("--scaling-threads '\(scalingThreads)': give thread counts from 1 to 1024, comma-separated, e.g. 1,2,4")
+                }
+                threadCounts = counts.compactMap { $0 }
+            }
+            if scaling {
+                // Under mpirun every rank measures; rank 0 reports.
+                let group = MPIGroup.launched()
+                let report = Benchmarks.learnerScaling(threads: threadCounts ?? Benchmarks.defaultScalingThreads(), seconds: seconds, group: group,
+                                                       log: json ? { _ in } : { print($0) })
+                if json && (group?.rank ?? 0) == 0 { try printJSON(["learner_update_scaling": report]) }
+                group?.finalize()
+                return
+            }
+            let report = Benchmarks.run(seconds: seconds, scalingThreads: threadCounts, log: json ? { _ in } : { print($0) })
             let torch = compareTorch ? try runTorchBaseline() : nil
             if json {
                 let encoder = JSONEncoder()
@@ -292,6 +352,35 @@ extension DPPOCommand {
                                  learner["env_step_samples_per_second_critic_per_sample"] as? Double ?? .nan,
                                  report.learner_update.env_step_samples_per_second / (learner["env_step_samples_per_second_critic_per_pair"] as? Double ?? .nan)))
                 }
+            }
+        }
+
+        struct Iteration: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Time one whole fine-tuning iteration at the DPPO reference's Hopper sizes (build with -c release).",
+                discussion: """
+                Learner and 2 actor processes on this machine: DiffusionMLP 512×3, critic 256×3, 2 × 20 environments × 500 decisions × Ta 4 \
+                = 80,000 environment steps, minibatches of 50,000 pairs, every epoch (no KL stop, no critic warm-up), fresh weights. \
+                Prints rollout, value-pass and update seconds for each --threads value.
+                """)
+            @Option(help: "PPO epochs over the batch (the reference's Hopper config: 5).")
+            var epochs: Int = 5
+            @Option(help: "The learner's threads, comma-separated: one iteration each (default: the core count).")
+            var threads: String?
+            @Flag(help: "Print one JSON object instead of lines.")
+            var json = false
+
+            func run() throws {
+                guard (1...100).contains(epochs) else { throw ValidationError("--epochs must be from 1 to 100") }
+                let counts = (threads ?? String(ProcessInfo.processInfo.activeProcessorCount)).split(separator: ",")
+                    .map { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 1_024 }) else {
+                    throw ValidationError("--threads: give thread counts from 1 to 1024, comma-separated, e.g. 1,2")
+                }
+                let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+                let report = try Benchmarks.iteration(binary: binary, epochs: epochs, threads: counts.compactMap { $0 },
+                                                      log: json ? { _ in } : { print($0) })
+                if json { try printJSON(report) }
             }
         }
 

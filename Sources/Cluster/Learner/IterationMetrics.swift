@@ -88,8 +88,15 @@ public struct IterationMetrics: Codable, Sendable {
         @FiniteOrNull public var samplesPerSecond: Double
         /// The sum of the actors' own rates.
         @FiniteOrNull public var actorsEnvironmentStepsPerSecond: Double
+        /// Of the update: the value and old-log-probability pass, the workers it ran on, and the fraction of the
+        /// minibatches' time that did not shard (docs/learner-scaling.md).
+        @FiniteOrNull public var valuePassSeconds: Double
+        public var updateThreads: Int
+        @FiniteOrNull public var updateSerialFraction: Double
 
         enum CodingKeys: String, CodingKey {
+            case valuePassSeconds = "perf/value_pass_seconds", updateThreads = "perf/update_threads"
+            case updateSerialFraction = "perf/update_serial_fraction"
             case rolloutSeconds = "perf/rollout_seconds", updateSeconds = "perf/update_seconds"
             case environmentStepsPerSecond = "perf/env_steps_per_second", samplesPerSecond = "perf/samples_per_second"
             case actorsEnvironmentStepsPerSecond = "actors/env_steps_per_second"

@@ -29,6 +29,8 @@ public final class Learner {
     /// The checkpoint this learner continues from (`--resume`), nil for a fresh run.
     let resumed: CheckpointInfo?
     var environmentSteps = 0
+    /// The other learner ranks sharing every update (`mpirun -np N dppo learner`), nil for a learner on its own.
+    let ranks: LearnerRanks?
     /// What the running job last logged about rejections (`reportRejections`).
     var rejectionReport = RejectionReport()
 
@@ -40,18 +42,22 @@ public final class Learner {
     public var dropped: [String: Int] { drops.byReason }
 
     /// A fresh run fine-tuning the policy of `basePolicy`.
-    public convenience init(config: RunConfig, run: RunDirectory, basePolicy: URL) throws {
-        try self.init(config: config, run: run, checkpoint: basePolicy, resume: false)
+    public convenience init(config: RunConfig, run: RunDirectory, basePolicy: URL, group: MPIGroup? = nil) throws {
+        try self.init(config: config, run: run, checkpoint: basePolicy, resume: false, group: group)
     }
 
     /// Continues `run` from its latest checkpoint (`Checkpoint.latest`): weights, critic, optimizer states, reward
     /// scaler, random state, schedules, iteration, policy version and environment steps.
-    public convenience init(config: RunConfig, resuming run: RunDirectory) throws {
-        try self.init(config: config, run: run, checkpoint: try Checkpoint.latest(in: run), resume: true)
+    public convenience init(config: RunConfig, resuming run: RunDirectory, group: MPIGroup? = nil) throws {
+        try self.init(config: config, run: run, checkpoint: try Checkpoint.latest(in: run), resume: true, group: group)
     }
 
-    init(config: RunConfig, run: RunDirectory, checkpoint: URL, resume: Bool) throws {
+    init(config: RunConfig, run: RunDirectory, checkpoint: URL, resume: Bool, group: MPIGroup? = nil) throws {
+        if let group, group.size > 1, config.cluster.isAsync {
+            throw ConfigError("several learner ranks need cluster.sync: strict (async batches mix policy versions, which one rank scores)")
+        }
         self.config = config
+        ranks = group.map { LearnerRanks(group: $0) }
         codec = WireCodec(key: try ClusterKey.load(config: config)?.bytes)
         self.run = run
         // Parallelism comes from the update's shards, each with single-threaded BLAS (docs/learner-scaling.md).
@@ -65,7 +71,7 @@ public final class Learner {
         var random = Philox(seed: config.seed, stream: 0xC817)
         critic.initialize(random: &random)
         update = PPOUpdate(actor: model.makePPOActor(), critic: critic, hyperparameters: config.train.dppo, streams: config.streams,
-                           seed: config.seed, shards: config.workerThreads(for: .learner))
+                           seed: config.seed, shards: config.workerThreads(for: .learner), group: group)
         if resume {
             try Checkpoint.restoreTraining(update, info: info, from: checkpoint)
             guard info.iteration < config.train.iterations else {
@@ -114,8 +120,9 @@ public final class Learner {
         control.start()
         defer { control.stop() }
         let metrics = try openRunDirectory(log: log)
+        try ranks?.shareState(update: update, base: model.baseParameters)
         log("learner: listening on \(endpoints.trajectories) (segments), \(endpoints.weights) (weights), \(endpoints.control) (control); "
-            + "update on \(update.shardCount) threads")
+            + "update on \(update.shardCount) threads" + (ranks.map { " × \($0.group.size) ranks" } ?? ""))
         let initial = try resumed?.initialEvaluation ?? evaluateInitialPolicy(metrics: metrics, log: log)
         var lastEvaluation = resumed?.lastEvaluation ?? initial
         try publishWeights(version: weights.version, control: control, publisher: sockets.weights)
@@ -125,8 +132,10 @@ public final class Learner {
             let episodeReturns = try collectBatch(receiver: receiver, publisher: sockets.weights, control: control, log: log)
             let rolloutSeconds = Date().timeIntervalSince(iterationStart)
             let updateStart = Date()
+            _ = ranks?.shareWork(iteration: iteration, batch: assembler.batch)
             let statistics = update.update(batch: assembler.batch, iteration: iteration,
                                            behaviour: weights.behaviourPolicies(rowVersions: assembler.rowVersions))
+            try ranks?.checkAgreement(update: update, iteration: iteration + 1)
             let updateSeconds = Date().timeIntervalSince(updateStart)
             environmentSteps += assembler.batch.count * config.environment.actSteps
             let isLast = iteration + 1 == config.train.iterations
@@ -146,6 +155,8 @@ public final class Learner {
                                    last: lastEvaluation, wallSeconds: Date().timeIntervalSince(started))
             }
         }
+        // A failure before this point ends every rank at once (`MPIGroup.abort`, from the learner command).
+        _ = ranks?.shareWork(iteration: nil, batch: assembler.batch)
         broadcastShutdown(publisher: sockets.weights)
         return try writeSummary(initial: initial, last: lastEvaluation, started: started, control: control, log: log)
     }

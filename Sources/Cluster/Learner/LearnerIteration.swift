@@ -154,7 +154,9 @@ extension Learner {
             rolloutSeconds: rolloutSeconds, updateSeconds: updateSeconds,
             environmentStepsPerSecond: Double(batchSteps) / Date().timeIntervalSince(iterationStart),
             samplesPerSecond: Double(assembler.decisions) / seconds,
-            actorsEnvironmentStepsPerSecond: reports.values.reduce(0) { $0 + $1.stepsPerSecond })
+            actorsEnvironmentStepsPerSecond: reports.values.reduce(0) { $0 + $1.stepsPerSecond },
+            valuePassSeconds: update.timing.prepareSeconds, updateThreads: update.shardCount,
+            updateSerialFraction: update.timing.serialFraction)
         let counts = chains.counts, lag = assembler.lagCounts
         let transport = IterationMetrics.TransportHealth(
             bytesReceived: receiver.bytesReceived, segments: assembler.segmentsUsed, redoRequests: assembler.redoRequestCount,

@@ -1,0 +1,104 @@
+import XCTest
+@testable import Cluster
+
+/// Several learner processes (MPI ranks, docs/learner-scaling.md): `mpirun -np 2` against one rank on the same batch,
+/// the same rank count twice, and a whole cluster run through `cluster/launch.sh --learner-ranks 2`. Skipped with a
+/// message where Open MPI's `mpirun` is missing (scripts/install-deps.sh installs it, so CI runs them).
+final class LearnerRanksTests: XCTestCase {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func mpirun() throws -> URL {
+        for directory in ["/usr/bin", "/usr/local/bin"] {
+            let candidate = URL(fileURLWithPath: directory).appendingPathComponent("mpirun")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        throw XCTSkip("mpirun is missing: install openmpi-bin (scripts/install-deps.sh) to run the learner-rank tests")
+    }
+
+    /// Runs `executable arguments` with a deadline; the process is killed by its PID when it overruns.
+    func run(_ executable: URL, _ arguments: [String], seconds: Double, log: URL) throws -> Int32 {
+        // The child inherits this process's environment, which setUp prepared for mpirun as root.
+        let child = try Child(binary: executable, arguments: arguments, log: log)
+        guard child.wait(seconds: seconds) else {
+            child.kill()
+            throw FaultRestartTests.Failure("\(executable.lastPathComponent) \(arguments.joined(separator: " ")) ran past \(seconds) s:\n\(child.logTail())")
+        }
+        if child.status != 0 { XCTFail("exit \(child.status ?? -1):\n\(child.logTail())") }
+        return child.status ?? -1
+    }
+
+    override func setUp() {
+        setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1)
+        setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1)
+    }
+
+    func rankCheck(_ binary: URL, ranks: Int, threads: Int, in directory: URL) throws -> RankCheckResult {
+        let output = directory.appendingPathComponent("check-\(ranks)x\(threads)-\(UUID().uuidString.prefix(6)).json")
+        let arguments = ["learner-rank-check", "--threads", String(threads), "--output", output.path]
+        if ranks == 1 {
+            _ = try run(binary, arguments, seconds: 120, log: directory.appendingPathComponent("check.log"))
+        } else {
+            _ = try run(try mpirun(), ["-np", String(ranks), "--bind-to", "none", "--oversubscribe", binary.path] + arguments, seconds: 120,
+                        log: directory.appendingPathComponent("mpirun.log"))
+        }
+        return try JSONDecoder().decode(RankCheckResult.self, from: Data(contentsOf: output))
+    }
+
+    func relativeDifference(_ a: [Float], _ b: [Float]) -> Double {
+        XCTAssertEqual(a.count, b.count)
+        var difference = 0.0, norm = 0.0
+        for (x, y) in zip(a, b) { difference += Double(x - y) * Double(x - y); norm += Double(x) * Double(x) }
+        return (difference / max(norm, 1e-30)).squareRoot()
+    }
+
+    /// 2 ranks against 1 on the same batches: parameters and losses within 1e-5 relative; 2 ranks twice: the same bits;
+    /// 2 ranks × 1 thread against 1 rank × 2 threads: the same bits too (the same shards, summed in the same tree).
+    func testTwoRanksAgreeWithOneRankAndRepeatBitForBit() throws {
+        _ = try mpirun()
+        let binary = try FaultRestartTests.dppoBinary()
+        let directory = try makeTemporaryDirectory("dppo-learner-ranks")
+        let one = try rankCheck(binary, ranks: 1, threads: 1, in: directory)
+        let two = try rankCheck(binary, ranks: 2, threads: 1, in: directory)
+        let again = try rankCheck(binary, ranks: 2, threads: 1, in: directory)
+        let threads = try rankCheck(binary, ranks: 1, threads: 2, in: directory)
+        XCTAssertEqual(two.ranks, 2)
+        XCTAssertLessThan(relativeDifference(one.actor, two.actor), 1e-5)
+        XCTAssertLessThan(relativeDifference(one.critic, two.critic), 1e-5)
+        for (a, b) in zip(one.policyLoss + one.valueLoss, two.policyLoss + two.valueLoss) {
+            XCTAssertLessThanOrEqual(abs(a - b), 1e-5 * max(abs(a), abs(b), 1))
+        }
+        XCTAssertEqual(two.checksum, again.checksum)
+        XCTAssertTrue(two.actor.elementsEqual(again.actor) { $0.bitPattern == $1.bitPattern }, "2 ranks, twice")
+        XCTAssertTrue(two.actor.elementsEqual(threads.actor) { $0.bitPattern == $1.bitPattern }, "2 ranks × 1 thread against 1 rank × 2 threads")
+        XCTAssertTrue(two.critic.elementsEqual(threads.critic) { $0.bitPattern == $1.bitPattern })
+    }
+
+    /// `cluster/launch.sh --learner-ranks 2`: the learner runs as 2 MPI ranks (rank 0 with the sockets), 2 actors
+    /// connect to it, every iteration is written once, and the run finishes.
+    func testLaunchWithTwoLearnerRanks() throws {
+        _ = try mpirun()
+        let binary = try FaultRestartTests.dppoBinary()
+        let directory = try makeTemporaryDirectory("dppo-learner-ranks-run")
+        let config = try RunConfig.load(path: Self.repository.appendingPathComponent("configs/pendulum/finetune.yaml").path,
+                                        overrides: ["model.mlp_dims=[32,32,32]", "model.critic_dims=[32,32,32]"])
+        let start = try writeRandomPolicy(config: config, to: directory)
+        let runDirectory = directory.appendingPathComponent("run")
+        let port = FaultRestartTests.basePort(block: 7)
+        let arguments = [Self.repository.appendingPathComponent("cluster/launch.sh").path, "configs/pendulum/finetune.yaml", "--bin", binary.path,
+                         "--learner-ranks", "2", "--run-dir", runDirectory.path]
+            + ["model.mlp_dims=[32,32,32]", "model.critic_dims=[32,32,32]", "train.n_train_itr=3", "train.n_steps=20", "env.n_envs=4",
+               "train.val_freq=0", "train.eval_episodes=2", "threads=1", "cluster.base_port=\(port)", "pretrain.checkpoint=\(start.path)"]
+                .flatMap { ["--set", $0] }
+        let previous = FileManager.default.currentDirectoryPath
+        FileManager.default.changeCurrentDirectoryPath(Self.repository.path)
+        defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+        XCTAssertEqual(try run(URL(fileURLWithPath: "/bin/bash"), arguments, seconds: 240, log: directory.appendingPathComponent("launch.log")), 0)
+        let learnerLog = try String(contentsOf: runDirectory.appendingPathComponent("logs/learner.log"), encoding: .utf8)
+        XCTAssertTrue(learnerLog.contains("× 2 ranks"), learnerLog)
+        XCTAssertTrue(learnerLog.contains("learner rank 1/2"), learnerLog)
+        let iterations = try String(contentsOf: runDirectory.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.compactMap { $0["iteration"] as? Int }
+        XCTAssertEqual(iterations, [0, 1, 2, 3], "the initial evaluation, then each iteration once")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: runDirectory.appendingPathComponent("summary.json").path))
+    }
+}
