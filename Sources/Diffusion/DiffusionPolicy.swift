@@ -170,7 +170,10 @@ public final class DiffusionPolicy {
         let count = inputs.rows
         let width = settings.chunkWidth
         let scored = settings.actSteps * settings.actionDim
-        likelihoodTimesteps = timesteps
+        // Copied into this buffer, not assigned: sharing the caller's storage would make the caller's next in-place
+        // refill allocate afresh (copy on write), every minibatch.
+        likelihoodTimesteps.removeAll(keepingCapacity: true)
+        likelihoodTimesteps.append(contentsOf: timesteps)
         likelihoodOutputs.copy(from: outputs)
         if timestepRow.count < count { timestepRow = [Float](repeating: 0, count: count) }
         for index in 0..<count {

@@ -361,6 +361,7 @@ extension DPPOCommand {
                 discussion: """
                 Learner and 2 actor processes on this machine: DiffusionMLP 512×3, critic 256×3, 2 × 20 environments × 500 decisions × Ta 4 \
                 = 80,000 environment steps, minibatches of 50,000 pairs, every epoch (no KL stop, no critic warm-up), fresh weights. \
+                Two iterations run and the second is reported (the first includes the actors connecting). \
                 Prints rollout, value-pass and update seconds for each --threads value.
                 """)
             @Option(help: "PPO epochs over the batch (the reference's Hopper config: 5).")

@@ -101,4 +101,58 @@ final class LearnerRanksTests: XCTestCase {
         XCTAssertEqual(iterations, [0, 1, 2, 3], "the initial evaluation, then each iteration once")
         XCTAssertTrue(FileManager.default.fileExists(atPath: runDirectory.appendingPathComponent("summary.json").path))
     }
+
+    /// A learner rank killed mid-run ends the whole learner within a bounded time (mpirun stops the other ranks, the
+    /// launcher its actors); the last checkpoint is intact, and `--resume` with another rank count finishes the run with
+    /// every iteration written once.
+    func testDeadRankStopsTheLearnerAndTheRunResumesWithOneRank() throws {
+        _ = try mpirun()
+        let binary = try FaultRestartTests.dppoBinary()
+        let directory = try makeTemporaryDirectory("dppo-learner-ranks-death")
+        let config = try RunConfig.load(path: Self.repository.appendingPathComponent("configs/pendulum/finetune.yaml").path,
+                                        overrides: ["model.mlp_dims=[32,32,32]", "model.critic_dims=[32,32,32]"])
+        let start = try writeRandomPolicy(config: config, to: directory)
+        let runDirectory = directory.appendingPathComponent("run")
+        let port = FaultRestartTests.basePort(block: 8)
+        let sets = ["model.mlp_dims=[32,32,32]", "model.critic_dims=[32,32,32]", "train.n_train_itr=8", "train.n_steps=40", "env.n_envs=4",
+                    "train.val_freq=0", "train.eval_episodes=2", "train.save_model_freq=1", "threads=1", "cluster.base_port=\(port)",
+                    "pretrain.checkpoint=\(start.path)"].flatMap { ["--set", $0] }
+        let launch = Self.repository.appendingPathComponent("cluster/launch.sh").path
+        let previous = FileManager.default.currentDirectoryPath
+        FileManager.default.changeCurrentDirectoryPath(Self.repository.path)
+        defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+        let cluster = try Child(binary: URL(fileURLWithPath: "/bin/bash"),
+                                arguments: [launch, "configs/pendulum/finetune.yaml", "--bin", binary.path, "--learner-ranks", "2",
+                                            "--run-dir", runDirectory.path] + sets,
+                                log: directory.appendingPathComponent("launch.log"))
+        defer { cluster.kill() }
+        let learnerLog = runDirectory.appendingPathComponent("logs/learner.log")
+        func iterations() -> [Int] {
+            ((try? String(contentsOf: runDirectory.appendingPathComponent("metrics.jsonl"), encoding: .utf8)) ?? "").split(separator: "\n")
+                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.compactMap { $0["iteration"] as? Int }
+        }
+        let deadline = Date().addingTimeInterval(120)
+        while (iterations().max() ?? 0) < 2 {
+            guard cluster.isRunning, Date() < deadline else { throw FaultRestartTests.Failure("no second iteration:\n\(cluster.logTail())") }
+            usleep(50_000)
+        }
+        let text = try String(contentsOf: learnerLog, encoding: .utf8)
+        guard let line = text.split(separator: "\n").first(where: { $0.contains("learner rank 1/2 (pid ") }),
+              let pid = Int32(line.split(separator: "(pid ")[1].prefix { $0.isNumber }) else {
+            throw FaultRestartTests.Failure("rank 1 did not log its pid:\n\(text)")
+        }
+        XCTAssertEqual(kill(pid, SIGKILL), 0, "rank 1 (pid \(pid)) is this test's grandchild")
+        XCTAssertTrue(cluster.wait(seconds: 60), "the learner's other rank and the launcher must exit within 60 s of a rank's death")
+        XCTAssertNotEqual(cluster.status, 0, "a dead rank is a failed run")
+        let written = Set(iterations())
+        XCTAssertLessThan(written.max() ?? 0, 8, "the run was cut short")
+
+        let resumed = try Child(binary: URL(fileURLWithPath: "/bin/bash"),
+                                arguments: [launch, "configs/pendulum/finetune.yaml", "--bin", binary.path, "--resume", runDirectory.path] + sets,
+                                log: directory.appendingPathComponent("resume.log"))
+        defer { resumed.kill() }
+        XCTAssertTrue(resumed.wait(seconds: 180), "the resumed run finishes:\n\(resumed.logTail())")
+        XCTAssertEqual(resumed.status, 0, resumed.logTail())
+        XCTAssertEqual(iterations(), Array(0...8), "every iteration once, the initial evaluation first")
+    }
 }

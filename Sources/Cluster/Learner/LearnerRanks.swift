@@ -166,7 +166,7 @@ public func runLearnerRank(config: RunConfig, group: MPIGroup, log: (String) -> 
                            seed: config.seed, shards: config.workerThreads(for: .learner), group: group)
     let ranks = LearnerRanks(group: group)
     try ranks.shareState(update: update, base: model.baseParameters)
-    log("learner rank \(group.rank)/\(group.size): sharing rank 0's updates on \(update.shardCount) threads")
+    log("learner rank \(group.rank)/\(group.size) (pid \(getpid())): sharing rank 0's updates on \(update.shardCount) threads")
     let batch = RolloutBatch(streams: config.streams, steps: config.train.stepsPerIteration, observationWidth: config.networkShape.observationDim,
                              recordWidth: config.recordWidth)
     while let iteration = ranks.shareWork(iteration: nil, batch: batch) {
