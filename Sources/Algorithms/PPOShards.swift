@@ -169,18 +169,19 @@ extension PPOUpdate {
                             hyperparameters: hyperparameters)
         }
 
-        // Shard sums in shard order, gradients in a fixed tree (docs/learner-scaling.md).
+        // Shard sums in global shard order (over ranks too: the same bits however the shards are laid out), gradients
+        // in a fixed tree (docs/learner-scaling.md).
         var terms = PPOLossTerms()
+        var partials = shards.flatMap { [$0.policyLoss, $0.klSum, $0.ratioSum, Double($0.clipped), $0.valueLoss] }
+        if let group, group.size > 1 { partials = group.allGather(partials) }
         var policyLoss = 0.0, klSum = 0.0, ratioSum = 0.0, clipped = 0, valueLoss = 0.0
-        for shard in shards {
-            policyLoss += shard.policyLoss; klSum += shard.klSum; ratioSum += shard.ratioSum
-            clipped += shard.clipped; valueLoss += shard.valueLoss
+        for shard in stride(from: 0, to: partials.count, by: 5) {
+            policyLoss += partials[shard]; klSum += partials[shard + 1]; ratioSum += partials[shard + 2]
+            clipped += Int(partials[shard + 3]); valueLoss += partials[shard + 4]
         }
         Parallel.treeSum(shards.map { $0.actor.trainableParameters.gradients }, count: actor.trainableParameters.count, workers: count)
         Parallel.treeSum(shards.map { $0.critic.parameters.gradients }, count: critic.parameters.count, workers: count)
         if let group, group.size > 1 {
-            let sums = group.sum([policyLoss, klSum, ratioSum, Double(clipped), valueLoss])
-            policyLoss = sums[0]; klSum = sums[1]; ratioSum = sums[2]; clipped = Int(sums[3]); valueLoss = sums[4]
             group.sum(actor.trainableParameters.gradients, count: actor.trainableParameters.count, scratch: actorGradients, workers: count)
             group.sum(critic.parameters.gradients, count: critic.parameters.count, scratch: criticGradients, workers: count)
         }
@@ -212,9 +213,10 @@ extension PPOUpdate {
     func advantageQuantileBounds(size: Int, normalized: (Int) -> Float) -> (low: Float, high: Float)? {
         let lower = hyperparameters.advantageLowerQuantile, upper = hyperparameters.advantageUpperQuantile
         guard lower > 0 || upper < 1 else { return nil }
-        var sorted = [Float](repeating: 0, count: size)
-        for slot in 0..<size { sorted[slot] = normalized(slot) }
-        sorted.sort()
+        if quantileScratch.count != size { quantileScratch = [Float](repeating: 0, count: size) }
+        for slot in 0..<size { quantileScratch[slot] = normalized(slot) }
+        quantileScratch.sort()
+        let sorted = quantileScratch
         func quantile(_ q: Double) -> Float {
             let position = q * Double(size - 1)
             let below = Int(position.rounded(.down)), above = min(below + 1, size - 1)

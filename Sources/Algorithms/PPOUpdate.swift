@@ -133,6 +133,7 @@ public final class PPOUpdate {
     /// Per batch row: its slot among the current minibatch's distinct decisions while that list is built, else −1.
     var decisionSlots: [Int] = []
     var decisionList: [(pair: Int, multiplicity: Float)] = []
+    var quantileScratch: [Float] = []
     let teacherObservations: Matrix
     /// The learner processes this update is split across (nil: this one alone), and the buffers their sums gather into.
     public let group: RankGroup?

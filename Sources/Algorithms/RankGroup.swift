@@ -23,15 +23,4 @@ extension RankGroup {
         Parallel.treeSum((0..<size).map { scratch.row($0) }, count: count, workers: workers)
         buffer.update(from: scratch.row(0), count: count)
     }
-
-    /// Element-wise sums over ranks of `values`, added in rank order.
-    public func sum(_ values: [Double]) -> [Double] {
-        guard size > 1 else { return values }
-        let gathered = allGather(values)
-        var result = [Double](repeating: 0, count: values.count)
-        for rank in 0..<size {
-            for index in values.indices { result[index] += gathered[rank * values.count + index] }
-        }
-        return result
-    }
 }

@@ -10,4 +10,5 @@ static inline MPI_Datatype dppo_mpi_double(void) { return MPI_DOUBLE; }
 static inline MPI_Datatype dppo_mpi_byte(void) { return MPI_BYTE; }
 static inline MPI_Datatype dppo_mpi_int64(void) { return MPI_INT64_T; }
 static inline int dppo_mpi_success(void) { return MPI_SUCCESS; }
+static inline int dppo_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 #endif

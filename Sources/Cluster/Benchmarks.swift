@@ -186,10 +186,13 @@ public enum Benchmarks {
                     .first?.env_step_samples_per_second
             }
         }
+        var counts = counts
         if let group {
-            var words: [Int64] = [Int64(gflops.bitPattern), 0]
+            // Rank 0's sgemm rate and thread counts: every rank must make the same sequence of collective calls.
+            var words: [Int64] = [Int64(bitPattern: gflops.bitPattern), 0]
             group.broadcastIdly(&words)
-            gflops = Double(bitPattern: UInt64(words[0]))
+            gflops = Double(bitPattern: UInt64(bitPattern: words[0]))
+            counts = (try? JSONDecoder().decode([Int].self, from: group.broadcast(group.rank == 0 ? try? JSONEncoder().encode(counts) : nil))) ?? []
         }
         var results: [BenchmarkReport.LearnerScaling] = []
         for threads in counts {

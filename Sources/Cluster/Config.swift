@@ -456,9 +456,13 @@ public struct RunConfig: Sendable {
 
     /// The worker count `job` uses: `threads` when set, else (`auto`) every core for pretraining and offline training;
     /// for the learner every core in strict mode, whose actors wait for the new weights while it updates, and in async
-    /// mode, whose local actors keep rolling out, the cores they leave (at least one). docs/learner-scaling.md.
-    public func workerThreads(for job: ThreadedJob, cores: Int = ProcessInfo.processInfo.activeProcessorCount) -> Int {
+    /// mode, whose local actors keep rolling out, the cores they leave (at least one). A learner started as several
+    /// MPI ranks on one host (`localRanks`, Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE) shares the cores among them.
+    /// docs/learner-scaling.md.
+    public func workerThreads(for job: ThreadedJob, cores allCores: Int = ProcessInfo.processInfo.activeProcessorCount,
+                              localRanks: Int = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? 1) -> Int {
         if let threads { return threads }
+        let cores = job == .learner ? max(1, allCores / max(localRanks, 1)) : allCores
         switch job {
         case .learner where cluster.isAsync: return max(1, cores - cluster.actors)
         case .learner, .pretrain, .offline: return max(1, cores)

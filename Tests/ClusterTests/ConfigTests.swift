@@ -93,6 +93,9 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(async.workerThreads(for: .learner, cores: 16), 12)
         XCTAssertEqual(async.workerThreads(for: .learner, cores: 2), 1)
         XCTAssertEqual(async.workerThreads(for: .pretrain, cores: 16), 16)
+        XCTAssertEqual(strict.workerThreads(for: .learner, cores: 16, localRanks: 4), 4, "ranks on one host share its cores")
+        XCTAssertEqual(strict.workerThreads(for: .learner, cores: 2, localRanks: 4), 1)
+        XCTAssertEqual(fixed.workerThreads(for: .learner, cores: 16, localRanks: 4), 3, "a count is a count")
         XCTAssertEqual(try RunConfig.parse(yaml: "threads: 5").compatibilityHash, strict.compatibilityHash)
     }
 

@@ -52,7 +52,8 @@ final class LearnerRanksTests: XCTestCase {
     }
 
     /// 2 ranks against 1 on the same batches: parameters and losses within 1e-5 relative; 2 ranks twice: the same bits;
-    /// 2 ranks × 1 thread against 1 rank × 2 threads: the same bits too (the same shards, summed in the same tree).
+    /// 2 ranks × 1 thread against 1 rank × 2 threads: the same bits too (the same shards; gradients summed in the same
+    /// tree, which holds whenever the threads per rank are a power of two; scalars in global shard order, always).
     func testTwoRanksAgreeWithOneRankAndRepeatBitForBit() throws {
         _ = try mpirun()
         let binary = try FaultRestartTests.dppoBinary()
@@ -154,5 +155,26 @@ final class LearnerRanksTests: XCTestCase {
         XCTAssertTrue(resumed.wait(seconds: 180), "the resumed run finishes:\n\(resumed.logTail())")
         XCTAssertEqual(resumed.status, 0, resumed.logTail())
         XCTAssertEqual(iterations(), Array(0...8), "every iteration once, the initial evaluation first")
+    }
+
+    /// A rank whose config differs from rank 0's refuses to start, and the whole learner exits with an error instead of
+    /// waiting (mpirun's MPMD form gives rank 1 another learning rate).
+    func testRanksWithDifferentConfigsRefuseToStart() throws {
+        let mpirun = try mpirun()
+        let binary = try FaultRestartTests.dppoBinary()
+        let directory = try makeTemporaryDirectory("dppo-learner-ranks-mismatch")
+        let configPath = Self.repository.appendingPathComponent("configs/pendulum/finetune.yaml").path
+        let sets = ["model.mlp_dims=[32,32,32]", "model.critic_dims=[32,32,32]", "train.eval_episodes=1", "threads=1",
+                    "cluster.base_port=\(FaultRestartTests.basePort(block: 9))"]
+        let start = try writeRandomPolicy(config: try RunConfig.load(path: configPath, overrides: sets), to: directory)
+        let learner = [binary.path, "learner", "--config", configPath] + sets.flatMap { ["--set", $0] }
+        let child = try Child(binary: mpirun, arguments: ["--bind-to", "none", "--oversubscribe", "-np", "1"] + learner
+                                + ["--run-dir", directory.appendingPathComponent("run").path, "--base-policy", start.path]
+                                + [":", "-np", "1"] + learner + ["--set", "train.actor_lr=0.5"],
+                              log: directory.appendingPathComponent("mpirun.log"))
+        defer { child.kill() }
+        XCTAssertTrue(child.wait(seconds: 60), "the learner must not wait for a rank that refused:\n\(child.logTail())")
+        XCTAssertNotEqual(child.status, 0)
+        XCTAssertTrue(child.log().contains("differs from rank 0's"), child.logTail())
     }
 }

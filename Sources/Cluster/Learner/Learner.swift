@@ -120,6 +120,7 @@ public final class Learner {
         control.start()
         defer { control.stop() }
         let metrics = try openRunDirectory(log: log)
+        _ = try ranks?.agree(on: LearnerRanks.Setup(shards: update.shardCount, config: config))
         try ranks?.shareState(update: update, base: model.baseParameters)
         log("learner: listening on \(endpoints.trajectories) (segments), \(endpoints.weights) (weights), \(endpoints.control) (control); "
             + "update on \(update.shardCount) threads" + (ranks.map { " × \($0.group.size) ranks" } ?? ""))
@@ -155,7 +156,8 @@ public final class Learner {
                                    last: lastEvaluation, wallSeconds: Date().timeIntervalSince(started))
             }
         }
-        // A failure before this point ends every rank at once (`MPIGroup.abort`, from the learner command).
+        // An error thrown before this point ends every rank at once (`MPIGroup.abort`, from the learner command); a rank
+        // that crashes is noticed by mpirun, which stops the others (under srun: --kill-on-bad-exit).
         _ = ranks?.shareWork(iteration: nil, batch: assembler.batch)
         broadcastShutdown(publisher: sockets.weights)
         return try writeSummary(initial: initial, last: lastEvaluation, started: started, control: control, log: log)

@@ -18,8 +18,14 @@ public final class MPIGroup: RankGroup {
         return MPIGroup()
     }
 
+    /// Only the main thread calls MPI (the shards' workers never do), which MPI_THREAD_FUNNELED covers; the process
+    /// has other threads (workers, the control server, nanomsg's), so it must not claim MPI_THREAD_SINGLE.
     init() {
-        MPI_Init(nil, nil)
+        var provided: Int32 = 0
+        MPI_Init_thread(nil, nil, Int32(dppo_mpi_thread_funneled()), &provided)
+        if provided < Int32(dppo_mpi_thread_funneled()) {
+            FileHandle.standardError.write(Data("learner: this MPI offers thread level \(provided), below MPI_THREAD_FUNNELED; expect trouble\n".utf8))
+        }
         var rank: Int32 = 0, size: Int32 = 0
         MPI_Comm_rank(dppo_mpi_comm_world(), &rank)
         MPI_Comm_size(dppo_mpi_comm_world(), &size)
@@ -61,10 +67,10 @@ public final class MPIGroup: RankGroup {
 
     func broadcast(_ array: inout [Float]) { array.withUnsafeMutableBytes { broadcast($0.baseAddress!, bytes: $0.count) } }
 
-    /// Rank 0's `Data` on every rank (its length first).
+    /// Rank 0's `Data` on every rank (its length first, waited for idly).
     func broadcast(_ data: Data?) -> Data {
-        var length = [Int64(data?.count ?? 0)]
-        length.withUnsafeMutableBytes { broadcast($0.baseAddress!, bytes: 8) }
+        var length: [Int64] = [Int64(data?.count ?? 0), 0]
+        broadcastIdly(&length)
         var bytes = [UInt8](data ?? Data(count: Int(length[0])))
         if bytes.count != Int(length[0]) { bytes = [UInt8](repeating: 0, count: Int(length[0])) }
         broadcast(&bytes)
@@ -100,6 +106,39 @@ public final class MPIGroup: RankGroup {
 /// checksums after it.
 struct LearnerRanks {
     let group: MPIGroup
+
+    /// What every rank must agree on before an update is built: rank 0's shard count (which the others adopt: the
+    /// shards' parts of every pass are cut from the total over all ranks) and the settings that shape the update.
+    struct Setup: Codable, Equatable {
+        var shards: Int
+        var configHash: UInt64
+        var hyperparameters: PPOHyperparameters
+        var streams: Int, steps: Int, recordWidth: Int
+
+        init(shards: Int, config: RunConfig) {
+            self.shards = shards
+            configHash = config.compatibilityHash
+            hyperparameters = config.train.dppo
+            streams = config.streams
+            steps = config.train.stepsPerIteration
+            recordWidth = config.recordWidth
+        }
+    }
+
+    /// Rank 0 sends its setup; the other ranks return it, after checking that their own config gives the same one
+    /// (but for the shard count). Rank 0 must call this before `shareState`.
+    func agree(on setup: Setup) throws -> Setup {
+        let data = group.broadcast(group.rank == 0 ? try JSONEncoder().encode(setup) : nil)
+        var received = try JSONDecoder().decode(Setup.self, from: data)
+        let shards = received.shards
+        received.shards = setup.shards
+        guard received == setup else {
+            throw ConfigError("learner rank \(group.rank): its config differs from rank 0's (config hash \(String(setup.configHash, radix: 16)) vs "
+                              + "\(String(received.configHash, radix: 16)), or train.* or the batch size): start every rank with the same config and --set")
+        }
+        received.shards = shards
+        return received
+    }
 
     /// Everything an update carries from one iteration to the next, beyond the parameter and moment buffers.
     struct CarriedState: Codable {
@@ -160,11 +199,12 @@ struct LearnerRanks {
 /// A learner rank other than 0: no sockets, no files; it takes rank 0's state, then shares every update until told to stop.
 public func runLearnerRank(config: RunConfig, group: MPIGroup, log: (String) -> Void = Cluster.log) throws {
     BLAS.setThreads(1)
+    let ranks = LearnerRanks(group: group)
+    let setup = try ranks.agree(on: LearnerRanks.Setup(shards: config.workerThreads(for: .learner), config: config))
     let model = PolicyModel(config: config)
     let critic = CriticMLP(observationDim: config.networkShape.observationDim, mlpDims: config.model.criticDims)
     let update = PPOUpdate(actor: model.makePPOActor(), critic: critic, hyperparameters: config.train.dppo, streams: config.streams,
-                           seed: config.seed, shards: config.workerThreads(for: .learner), group: group)
-    let ranks = LearnerRanks(group: group)
+                           seed: config.seed, shards: setup.shards, group: group)
     try ranks.shareState(update: update, base: model.baseParameters)
     log("learner rank \(group.rank)/\(group.size) (pid \(getpid())): sharing rank 0's updates on \(update.shardCount) threads")
     let batch = RolloutBatch(streams: config.streams, steps: config.train.stepsPerIteration, observationWidth: config.networkShape.observationDim,
