@@ -9,7 +9,9 @@ import Tensors
 public func evaluateCheckpoint(config: RunConfig, checkpoint: URL, episodes: Int, mode: SamplingMode = .deterministic) throws -> EvaluationResult {
     let model = PolicyModel(config: config)
     let info = try Checkpoint.load(model, from: checkpoint)
-    return try evaluatePolicy(model.rollout, config: config, normalization: info.normalization, episodes: episodes, seed: config.seed &+ 7777, mode: mode)
+    BLAS.setThreads(1) // the chains are split over `threads` workers instead
+    return try evaluatePolicy(model.rollout(shards: config.workerThreads(for: .pretrain)), config: config, normalization: info.normalization,
+                              episodes: episodes, seed: config.seed &+ 7777, mode: mode)
 }
 
 /// Evaluates an offline checkpoint as its method evaluates it: N candidate chunks per state from the actor, one

@@ -22,6 +22,15 @@ public enum PolicyModel {
         switch self { case .diffusion(let policy): return policy; case .gaussian(let policy): return policy }
     }
 
+    /// The rollout policy with its chain sampling split over `shards` workers (the same noise per row; the Gaussian
+    /// policy's one matrix product per decision is not worth splitting).
+    public func rollout(shards: Int) -> RolloutPolicy {
+        switch self {
+        case .diffusion(let policy): return shards > 1 ? ShardedDiffusionSampler(policy: policy, shards: shards) : policy
+        case .gaussian(let policy): return policy
+        }
+    }
+
     /// What the PPO update trains: the fine-tuned denoising steps, or the Gaussian's mean and std.
     public func makePPOActor() -> PPOActor {
         switch self { case .diffusion(let policy): return DiffusionPPOActor(policy: policy); case .gaussian(let policy): return policy }

@@ -200,4 +200,23 @@ final class ShardedUpdateTests: XCTestCase {
         assertClose(m1, m3, "Gaussian BC loss")
         XCTAssertLessThan(relativeDifference(h1, h3), 1e-5)
     }
+
+    /// Chain sampling on 3 workers (the learner's evaluation): the random stream ends where one worker leaves it, and
+    /// every chain matches the one-worker chain (the same noise per row; only products of other shapes round otherwise).
+    func testShardedSamplerMatchesOneWorker() {
+        let policy = DiffusionPolicy(settings: Self.settings, network: Self.shape)
+        var random = Philox(seed: 11)
+        policy.initialize(random: &random)
+        let observations = Matrix(rows: 10, columns: 3)
+        random.fillUniform(observations.data, count: observations.count, low: -1, high: 1)
+        for mode in [SamplingMode.exploration, .deterministic] {
+            var one = Philox(seed: 5), three = Philox(seed: 5)
+            let expected = Matrix(rows: 0, columns: Self.settings.chainWidth), sharded = Matrix(rows: 0, columns: Self.settings.chainWidth)
+            policy.sampleChains(observations: observations, mode: mode, random: &one, chains: expected)
+            ShardedDiffusionSampler(policy: policy, shards: 3).sample(observations: observations, mode: mode, random: &three, records: sharded)
+            XCTAssertEqual(one, three, "the random stream advances as with one worker")
+            XCTAssertEqual(sharded.rows, 10)
+            XCTAssertLessThan(relativeDifference(expected.toArray(), sharded.toArray()), 1e-6, "\(mode)")
+        }
+    }
 }

@@ -62,6 +62,12 @@ final class SeededChainTests: XCTestCase {
                                                               UnsafeBufferPointer(start: b.row(4), count: 4 * width)), 0.01)
         // Environment e of a decision draws stream e: rows of the same seed differ.
         XCTAssertNotEqual(Array(a.toArray()[0..<width]), Array(a.toArray()[width..<(2 * width)]))
+
+        // Rebuilt on 3 workers (the learner's threads), each row keeps its own stream: the same chains to rounding.
+        let sharded = SeededChainSampler(policy: sampler.policy, shards: 3), c = Matrix(rows: 8, columns: width)
+        sharded.sample(observations: observations, seeds: [7, 8], environments: 4, chains: c)
+        let difference = SeededChainSampler.maxDifference(UnsafeBufferPointer(start: a.data, count: a.count), UnsafeBufferPointer(start: c.data, count: c.count))
+        XCTAssertLessThanOrEqual(difference, 1e-6, "3 workers against 1")
     }
 
     func testSeededSegmentsTravelWithoutChains() throws {

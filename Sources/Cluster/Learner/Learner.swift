@@ -65,7 +65,7 @@ public final class Learner {
         model = PolicyModel(config: config)
         let info = try Checkpoint.load(model, from: checkpoint)
         normalization = info.normalization
-        evaluator = PolicyEvaluator(config: config, normalization: normalization)
+        evaluator = PolicyEvaluator(config: config, normalization: normalization, policy: model.rollout(shards: config.workerThreads(for: .learner)))
         let observationWidth = config.networkShape.observationDim
         let critic = CriticMLP(observationDim: observationWidth, mlpDims: config.model.criticDims)
         var random = Philox(seed: config.seed, stream: 0xC817)
@@ -91,7 +91,8 @@ public final class Learner {
                               chainTransport: config.cluster.chainTransport, chainCheckEvery: config.cluster.chainCheckEvery)
         var rebuilder: SeededChainSampler?
         if config.cluster.chainTransport == .seeded, case .diffusion = model {
-            rebuilder = SeededChainSampler(policy: DiffusionPolicy(settings: config.denoising, network: config.networkShape))
+            rebuilder = SeededChainSampler(policy: DiffusionPolicy(settings: config.denoising, network: config.networkShape),
+                                           shards: config.workerThreads(for: .learner))
             rebuilder?.policy.base.parameters.copy(from: model.baseParameters)
         }
         chains = ChainResolver(transport: config.cluster.chainTransport, rebuilder: rebuilder, observationWidth: observationWidth,
@@ -146,7 +147,7 @@ public final class Learner {
                                           rolloutSeconds: rolloutSeconds, updateSeconds: updateSeconds, statistics: statistics,
                                           episodeReturns: episodeReturns, receiver: receiver, control: control)
             if evaluator.isDue(afterIteration: iteration + 1) {
-                lastEvaluation = try evaluator.evaluate(model.rollout)
+                lastEvaluation = try evaluator.evaluate()
                 record.evaluation = IterationMetrics.Evaluation(lastEvaluation)
             }
             try metrics.write(record)

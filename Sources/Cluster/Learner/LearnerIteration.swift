@@ -39,7 +39,7 @@ extension Learner {
 
     /// Evaluates the starting policy, iteration 0 of `metrics.jsonl`.
     func evaluateInitialPolicy(metrics: MetricsWriter, log: (String) -> Void) throws -> EvaluationResult {
-        let initial = try evaluator.evaluate(model.rollout)
+        let initial = try evaluator.evaluate()
         log(String(format: "learner: initial evaluation return %.1f ± %.1f over %d episodes", initial.meanReturn, initial.stdReturn,
                    initial.episodes))
         try metrics.write(InitialEvaluationRecord(policyVersion: weights.version, evaluation: initial))
