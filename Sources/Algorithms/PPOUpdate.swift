@@ -91,21 +91,6 @@ public struct PPOStatistics: Sendable, Equatable {
     public init() {}
 }
 
-/// Where the last update's time went (docs/learner-scaling.md): the value and old-log-probability pass, and within the
-/// minibatches the work split over the shards (the shards' passes and the gradient sum) against the work that is not
-/// (advantage statistics, distinct decisions, gradient norms, the optimizer steps).
-public struct UpdateTiming: Sendable, Equatable {
-    public var prepareSeconds = 0.0
-    public var parallelSeconds = 0.0
-    public var serialSeconds = 0.0
-    public init() {}
-    /// The fraction of the minibatches' time that did not shard.
-    public var serialFraction: Double { serialSeconds / max(serialSeconds + parallelSeconds, 1e-12) }
-
-    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
-    static func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds &- start) / 1e9 }
-}
-
 /// The learner's PPO update (docs/algorithms.md §4.5–4.6): values, reward scaling, GAE, old log-probs, then PPO epochs over
 /// (decision × likelihood term) pairs. With a diffusion policy the terms are its K′ fine-tuned denoising steps
 /// (DPPO); with a Gaussian policy there is one per decision (the baseline of §6).
@@ -176,46 +161,6 @@ public final class PPOUpdate {
     /// The number of workers each pass is split across in this process.
     public var shardCount: Int { shards.count }
 
-    /// This process's rank in `group` and the number of ranks.
-    var rank: Int { group?.rank ?? 0 }
-    var ranks: Int { group?.size ?? 1 }
-    /// Shards over all ranks; local shard s of rank r is shard r·S + s of them.
-    var globalShardCount: Int { ranks * shards.count }
-    func globalShard(_ local: Int) -> Int { rank * shards.count + local }
-
-    /// The part of 0..<total that global shard `global` owns.
-    func owned(_ global: Int, total: Int) -> Range<Int> { Parallel.range(shard: global, of: globalShardCount, total: total) }
-
-    /// The contiguous part of 0..<total that rank r's shards own together.
-    func rankSpan(_ r: Int, total: Int) -> Range<Int> {
-        owned(r * shards.count, total: total).lowerBound..<owned(r * shards.count + shards.count - 1, total: total).upperBound
-    }
-
-    /// Copies each shard's `results` into its part of `result` (`total` values), then, with several ranks, gathers the
-    /// other ranks' parts: every rank ends with all of `result`.
-    func collectShardResults(into result: inout [Float], total: Int) {
-        for (index, shard) in shards.enumerated() {
-            let part = owned(globalShard(index), total: total)
-            result.replaceSubrange(part, with: shard.results[0..<part.count])
-        }
-        guard let group, group.size > 1 else { return }
-        let spans = (0..<group.size).map { rankSpan($0, total: total) }
-        let mine = Array(result[spans[rank]])
-        result.withUnsafeMutableBufferPointer { output in
-            mine.withUnsafeBufferPointer { group.allGather($0.baseAddress!, counts: spans.map(\.count), into: output.baseAddress!) }
-        }
-    }
-
-    /// A checksum of the actor's and critic's parameter values (FNV-1a over their bits): ranks compare it each iteration.
-    public func parameterChecksum() -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for parameters in [actor.trainableParameters, critic.parameters] {
-            for index in 0..<parameters.count {
-                hash = (hash ^ UInt64(parameters.values[index].bitPattern)) &* 0x100_0000_01b3
-            }
-        }
-        return hash
-    }
 
     /// Shard 0's rows of the last minibatch (all of them with one shard).
     public var minibatch: PPOMinibatch { shards[0].minibatch }

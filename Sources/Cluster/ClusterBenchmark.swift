@@ -67,12 +67,7 @@ extension Benchmarks {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dppo-bench-cluster-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let model = PolicyModel(config: config)
-        var random = Philox(seed: config.seed)
-        model.initialize(random: &random)
-        let start = directory.appendingPathComponent("start.safetensors")
-        try Checkpoint.save(model: model, update: nil, info: CheckpointInfo(kind: "pretrain", iteration: 0, policyVersion: 0, environmentSteps: 0,
-                                                                            model: model, normalization: nil), to: start)
+        let start = try freshPolicy(config: config, in: directory)
         let configArguments = ["--config", configPath] + settings.flatMap { ["--set", $0] }
 
         log("cluster bench: \(actors) actor processes, \(config.environment.task.rawValue), \(config.environment.environmentsPerActor) environments each, \(ProcessInfo.processInfo.activeProcessorCount) cores")
@@ -109,9 +104,7 @@ extension Benchmarks {
                 learner.process.waitUntilExit()
                 for child in children { child.stop(after: 20) }
                 guard learner.process.terminationStatus == 0 else { throw ConfigError("the learner failed:\n\(learner.output())") }
-                let records = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
-                    .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-                    .filter { ($0["iteration"] as? Int ?? 0) > 0 }
+                let records = try metricsRecords(of: run).filter { ($0["iteration"] as? Int ?? 0) > 0 }
                 let measured = Array(records.dropFirst().dropLast())
                 guard measured.count >= 1, let before = records.first?["wall_seconds"] as? Double,
                       let after = measured.last?["wall_seconds"] as? Double else { throw ConfigError("too few iterations to measure: raise --iterations") }
@@ -136,6 +129,26 @@ extension Benchmarks {
         return ClusterBenchmarkReport(config: configPath, task: config.environment.task.rawValue, actors: actors,
                                       environments_per_actor: config.environment.environmentsPerActor,
                                       cpu_cores: ProcessInfo.processInfo.activeProcessorCount, standalone_env_steps_per_second: standaloneRate, modes: results)
+    }
+}
+
+extension Benchmarks {
+    /// A freshly initialised policy of `config`'s kind, saved as `start.safetensors` in `directory`: where the
+    /// benchmarks' cluster runs start.
+    static func freshPolicy(config: RunConfig, in directory: URL) throws -> URL {
+        let model = PolicyModel(config: config)
+        var random = Philox(seed: config.seed)
+        model.initialize(random: &random)
+        let start = directory.appendingPathComponent("start.safetensors")
+        try Checkpoint.save(model: model, update: nil, info: CheckpointInfo(kind: "pretrain", iteration: 0, policyVersion: 0, environmentSteps: 0,
+                                                                            model: model, normalization: nil), to: start)
+        return start
+    }
+
+    /// The records of a run's metrics.jsonl.
+    static func metricsRecords(of run: URL) throws -> [[String: Any]] {
+        try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }
 }
 

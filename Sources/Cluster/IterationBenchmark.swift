@@ -34,12 +34,7 @@ extension Benchmarks {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dppo-bench-iteration-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let model = PolicyModel(config: config)
-        var random = Philox(seed: config.seed)
-        model.initialize(random: &random)
-        let start = directory.appendingPathComponent("start.safetensors")
-        try Checkpoint.save(model: model, update: nil, info: CheckpointInfo(kind: "pretrain", iteration: 0, policyVersion: 0, environmentSteps: 0,
-                                                                            model: model, normalization: nil), to: start)
+        let start = try freshPolicy(config: config, in: directory)
         let steps = config.train.stepsPerIteration * config.streams * config.environment.actSteps
         log("iteration bench: Hopper, \(steps) environment steps, \(epochs) epochs, 2 actor processes, \(ProcessInfo.processInfo.activeProcessorCount) cores")
         var runs: [IterationBenchmarkReport.Run] = []
@@ -56,8 +51,7 @@ extension Benchmarks {
             learner.process.waitUntilExit()
             for actor in actors { actor.stop(after: 20) }
             guard learner.process.terminationStatus == 0 else { throw ConfigError("the learner failed:\n\(learner.output())") }
-            let records = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
-                .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            let records = try metricsRecords(of: run)
             guard let record = records.first(where: { ($0["iteration"] as? Int) == 2 }),
                   let rollout = record["perf/rollout_seconds"] as? Double, let update = record["perf/update_seconds"] as? Double,
                   let valuePass = record["perf/value_pass_seconds"] as? Double else {
