@@ -209,8 +209,8 @@ final class FaultMultiHostTests: XCTestCase {
         XCTAssertTrue(malformed.output.contains("hosts:1: node-a needs actors=N"), malformed.output)
     }
 
-    /// The Slurm plan from a made-up allocation and a stand-in `scontrol`: the learner on the first node, one
-    /// actor step over the others with task ranks as actor indices.
+    /// The Slurm plan from a made-up allocation and a stand-in `scontrol`: the learner on the first node (or as MPI
+    /// ranks on the first nodes), one actor step over the others with task ranks as actor indices; on one node, both.
     func testSlurmPlanPutsTheLearnerOnTheFirstNode() throws {
         let script = Self.repository.appendingPathComponent("cluster/slurm.sbatch").path
         XCTAssertEqual(try Self.run("/bin/bash", ["-n", script]).status, 0, "syntax")
@@ -229,11 +229,25 @@ final class FaultMultiHostTests: XCTestCase {
         XCTAssertTrue(plan.output.contains("--output=runs/pendulum-dppo/4242/logs/actor-%N-%t.log "), plan.output)
         XCTAssertTrue(plan.output.contains("--learner node07 --set seed=3 --set cluster.actors=6"), plan.output)
 
+        // The learner as 4 MPI ranks on the first 2 nodes: one srun step with PMIx; the actors on the third.
+        let ranked = try Self.run("/bin/bash", [script, "configs/pendulum/finetune.yaml", "--learner-nodes", "2", "--learner-ranks", "4", "--print-plan"],
+                                  environment: environment)
+        XCTAssertEqual(ranked.status, 0, ranked.output)
+        XCTAssertTrue(ranked.output.contains("learner: srun --nodes=2 --ntasks=4 --relative=0 --mpi=pmix --kill-on-bad-exit=1 .build/release/dppo learner "),
+                      ranked.output)
+        XCTAssertTrue(ranked.output.contains("actors: srun --nodes=1 --ntasks=3 --ntasks-per-node=3 --relative=2 "), ranked.output)
+        let none = try Self.run("/bin/bash", [script, "configs/pendulum/finetune.yaml", "--learner-nodes", "3", "--learner-ranks", "3", "--print-plan"],
+                                environment: environment)
+        XCTAssertEqual(none.status, 2)
+        XCTAssertTrue(none.output.contains("leaves none of the 3 nodes for actors"), none.output)
+
+        // One node: the learner and its actors share it, the actor step overlapping the learner's CPUs.
         var single = environment
         single["SLURM_JOB_NUM_NODES"] = "1"
-        let refused = try Self.run("/bin/bash", [script, "configs/pendulum/finetune.yaml", "--print-plan"], environment: single)
-        XCTAssertEqual(refused.status, 2)
-        XCTAssertTrue(refused.output.contains("at least 2 nodes"), refused.output)
+        single["SLURM_JOB_NODELIST"] = "node[07-09]"
+        let shared = try Self.run("/bin/bash", [script, "configs/pendulum/finetune.yaml", "--print-plan"], environment: single)
+        XCTAssertEqual(shared.status, 0, shared.output)
+        XCTAssertTrue(shared.output.contains("actors: srun --nodes=1 --ntasks=3 --ntasks-per-node=3 --relative=0 --overlap "), shared.output)
         XCTAssertEqual(try Self.run("/bin/bash", ["-n", Self.repository.appendingPathComponent("cluster/launch-ssh.sh").path]).status, 0)
     }
 

@@ -7,7 +7,9 @@ import XCTest
 final class LearnerRanksTests: XCTestCase {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    func mpirun() throws -> URL {
+    func mpirun() throws -> URL { try Self.mpirun() }
+
+    static func mpirun() throws -> URL {
         for directory in ["/usr/bin", "/usr/local/bin"] {
             let candidate = URL(fileURLWithPath: directory).appendingPathComponent("mpirun")
             if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
