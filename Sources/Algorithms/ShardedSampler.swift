@@ -35,23 +35,33 @@ public final class ShardedDiffusionSampler: RolloutPolicy {
         noise.withUnsafeMutableBufferPointer { buffer in
             for call in 0..<calls { random.fillNormal(buffer.baseAddress! + call * rows * width, count: rows * width) }
         }
-        records.resize(rows: rows)
-        let count = replicas.count
         noise.withUnsafeBufferPointer { buffer in
             let drawn = buffer.baseAddress!
-            Parallel.forEach(count) { index in
-                let part = Parallel.range(shard: index, of: count, total: rows)
-                guard !part.isEmpty else { return }
-                let shardObservations = observationShards[index], chains = chainShards[index]
-                shardObservations.resize(rows: part.count)
-                shardObservations.data.update(from: observations.row(part.lowerBound), count: part.count * observations.columns)
-                var call = 0
-                replicas[index].sampleChains(observations: shardObservations, mode: mode, chains: chains) { destination, _ in
-                    destination.update(from: drawn + call * rows * width + part.lowerBound * width, count: part.count * width)
-                    call += 1
-                }
-                records.row(part.lowerBound).update(from: chains.data, count: part.count * records.columns)
+            sampleShards(observations: observations, mode: mode, chains: records) { part, call, destination in
+                destination.update(from: drawn + call * rows * width + part.lowerBound * width, count: part.count * width)
             }
+        }
+    }
+
+    /// Each shard's contiguous rows of `observations` sampled by its replica, at once, into the same rows of `chains`.
+    /// `noise(rows, call, destination)` fills the standard normals of sampling call `call` (0: the initial x, then one
+    /// per step) for those rows, `rows.count · Tp·Da` values; it runs on the shards' workers, each with its own rows.
+    public func sampleShards(observations: Matrix, mode: SamplingMode, chains: Matrix,
+                             noise: (Range<Int>, Int, UnsafeMutablePointer<Float>) -> Void) {
+        let rows = observations.rows, count = replicas.count
+        chains.resize(rows: rows)
+        Parallel.forEach(count) { index in
+            let part = Parallel.range(shard: index, of: count, total: rows)
+            guard !part.isEmpty else { return }
+            let shardObservations = observationShards[index], shardChains = chainShards[index]
+            shardObservations.resize(rows: part.count)
+            shardObservations.data.update(from: observations.row(part.lowerBound), count: part.count * observations.columns)
+            var call = 0
+            replicas[index].sampleChains(observations: shardObservations, mode: mode, chains: shardChains) { destination, _ in
+                noise(part, call, destination)
+                call += 1
+            }
+            chains.row(part.lowerBound).update(from: shardChains.data, count: part.count * chains.columns)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Algorithms
 import Diffusion
 import Tensors
 
@@ -28,44 +29,23 @@ public enum ChainTransport: String, Sendable, CaseIterable {
 /// worker (the learner's `threads`); every row still draws from its own stream.
 final class SeededChainSampler {
     let policy: DiffusionPolicy
-    let replicas: [DiffusionPolicy]
-    let observationShards: [Matrix], chainShards: [Matrix]
+    let shards: ShardedDiffusionSampler
     private var generators: [Philox] = []
 
     init(policy: DiffusionPolicy, shards: Int = 1) {
         self.policy = policy
-        replicas = [policy] + (1..<max(shards, 1)).map { _ in DiffusionPolicy(replicaOf: policy) }
-        observationShards = replicas.map { Matrix(rows: 0, columns: $0.base.shape.observationDim) }
-        chainShards = replicas.map { Matrix(rows: 0, columns: $0.settings.chainWidth) }
+        self.shards = ShardedDiffusionSampler(policy: policy, shards: max(shards, 1))
     }
 
     /// Samples (exploration mode) one chain per row of `observations` [seeds.count · environments, O] into `chains`.
     func sample(observations: Matrix, seeds: UnsafeBufferPointer<UInt64>, environments: Int, chains: Matrix) {
-        let rows = observations.rows
+        let rows = observations.rows, width = policy.settings.chunkWidth
         precondition(rows == seeds.count * environments, "\(rows) rows for \(seeds.count) seeds of \(environments) environments")
         generators.removeAll(keepingCapacity: true)
         for row in 0..<rows { generators.append(Philox(seed: seeds[row / environments], stream: UInt64(row % environments))) }
-        guard replicas.count > 1, rows > 1 else {
-            policy.sampleChains(observations: observations, mode: .exploration, chains: chains) { destination, count in
-                let width = count / rows
-                for row in 0..<rows { generators[row].fillNormal(destination + row * width, count: width) }
-            }
-            return
-        }
-        chains.resize(rows: rows)
-        let count = replicas.count
         generators.withUnsafeMutableBufferPointer { streams in
-            Parallel.forEach(count) { index in
-                let part = Parallel.range(shard: index, of: count, total: rows)
-                guard !part.isEmpty else { return }
-                let shardObservations = observationShards[index], shardChains = chainShards[index]
-                shardObservations.resize(rows: part.count)
-                shardObservations.data.update(from: observations.row(part.lowerBound), count: part.count * observations.columns)
-                replicas[index].sampleChains(observations: shardObservations, mode: .exploration, chains: shardChains) { destination, count in
-                    let width = count / part.count
-                    for (slot, row) in part.enumerated() { streams[row].fillNormal(destination + slot * width, count: width) }
-                }
-                chains.row(part.lowerBound).update(from: shardChains.data, count: part.count * chains.columns)
+            shards.sampleShards(observations: observations, mode: .exploration, chains: chains) { part, _, destination in
+                for (slot, row) in part.enumerated() { streams[row].fillNormal(destination + slot * width, count: width) }
             }
         }
     }
