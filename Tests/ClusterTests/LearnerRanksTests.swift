@@ -86,7 +86,7 @@ final class LearnerRanksTests: XCTestCase {
                                         overrides: ["model.mlp_dims=[32,32,32]", "model.critic_dims=[32,32,32]"])
         let start = try writeRandomPolicy(config: config, to: directory)
         let runDirectory = directory.appendingPathComponent("run")
-        let port = FaultRestartTests.basePort(block: 7)
+        let port = FaultRestartTests.basePort(block: 3)
         let arguments = [Self.repository.appendingPathComponent("cluster/launch.sh").path, "configs/pendulum/finetune.yaml", "--bin", binary.path,
                          "--learner-ranks", "2", "--run-dir", runDirectory.path]
             + ["model.mlp_dims=[32,32,32]", "model.critic_dims=[32,32,32]", "train.n_train_itr=3", "train.n_steps=20", "env.n_envs=4",
@@ -116,7 +116,7 @@ final class LearnerRanksTests: XCTestCase {
                                         overrides: ["model.mlp_dims=[32,32,32]", "model.critic_dims=[32,32,32]"])
         let start = try writeRandomPolicy(config: config, to: directory)
         let runDirectory = directory.appendingPathComponent("run")
-        let port = FaultRestartTests.basePort(block: 8)
+        let port = FaultRestartTests.basePort(block: 4)
         let sets = ["model.mlp_dims=[32,32,32]", "model.critic_dims=[32,32,32]", "train.n_train_itr=8", "train.n_steps=40", "env.n_envs=4",
                     "train.val_freq=0", "train.eval_episodes=2", "train.save_model_freq=1", "threads=1", "cluster.base_port=\(port)",
                     "pretrain.checkpoint=\(start.path)"].flatMap { ["--set", $0] }
@@ -167,7 +167,7 @@ final class LearnerRanksTests: XCTestCase {
         let directory = try makeTemporaryDirectory("dppo-learner-ranks-mismatch")
         let configPath = Self.repository.appendingPathComponent("configs/pendulum/finetune.yaml").path
         let sets = ["model.mlp_dims=[32,32,32]", "model.critic_dims=[32,32,32]", "train.eval_episodes=1", "threads=1",
-                    "cluster.base_port=\(FaultRestartTests.basePort(block: 9))"]
+                    "cluster.base_port=\(FaultRestartTests.basePort(block: 5))"]
         let start = try writeRandomPolicy(config: try RunConfig.load(path: configPath, overrides: sets), to: directory)
         let learner = [binary.path, "learner", "--config", configPath] + sets.flatMap { ["--set", $0] }
         let child = try Child(binary: mpirun, arguments: ["--bind-to", "none", "--oversubscribe", "-np", "1"] + learner
