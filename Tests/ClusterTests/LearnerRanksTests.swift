@@ -76,22 +76,32 @@ final class LearnerRanksTests: XCTestCase {
         XCTAssertTrue(two.critic.elementsEqual(threads.critic) { $0.bitPattern == $1.bitPattern })
     }
 
+    /// A small Pendulum run of the default config for the launcher tests: a random starting policy in `directory`, and
+    /// the `--set` arguments (32-wide networks, 4 environments, one thread per rank, `port`, that start) plus `extra`.
+    func smallRun(in directory: URL, port: Int, extra: [String]) throws -> [String] {
+        let sizes = ["model.mlp_dims=[32,32,32]", "model.critic_dims=[32,32,32]"]
+        let config = try RunConfig.load(path: Self.repository.appendingPathComponent("configs/pendulum/finetune.yaml").path, overrides: sizes)
+        let start = try writeRandomPolicy(config: config, to: directory)
+        return (sizes + ["env.n_envs=4", "train.val_freq=0", "train.eval_episodes=2", "threads=1", "cluster.base_port=\(port)",
+                         "pretrain.checkpoint=\(start.path)"] + extra).flatMap { ["--set", $0] }
+    }
+
+    /// The `iteration` of each record of a run's metrics.jsonl (0: the initial evaluation).
+    func metricsIterations(_ run: URL) -> [Int] {
+        ((try? String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8)) ?? "").split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.compactMap { $0["iteration"] as? Int }
+    }
+
     /// `cluster/launch.sh --learner-ranks 2`: the learner runs as 2 MPI ranks (rank 0 with the sockets), 2 actors
     /// connect to it, every iteration is written once, and the run finishes.
     func testLaunchWithTwoLearnerRanks() throws {
         _ = try mpirun()
         let binary = try FaultRestartTests.dppoBinary()
         let directory = try makeTemporaryDirectory("dppo-learner-ranks-run")
-        let config = try RunConfig.load(path: Self.repository.appendingPathComponent("configs/pendulum/finetune.yaml").path,
-                                        overrides: ["model.mlp_dims=[32,32,32]", "model.critic_dims=[32,32,32]"])
-        let start = try writeRandomPolicy(config: config, to: directory)
         let runDirectory = directory.appendingPathComponent("run")
-        let port = FaultRestartTests.basePort(block: 3)
         let arguments = [Self.repository.appendingPathComponent("cluster/launch.sh").path, "configs/pendulum/finetune.yaml", "--bin", binary.path,
                          "--learner-ranks", "2", "--run-dir", runDirectory.path]
-            + ["model.mlp_dims=[32,32,32]", "model.critic_dims=[32,32,32]", "train.n_train_itr=3", "train.n_steps=20", "env.n_envs=4",
-               "train.val_freq=0", "train.eval_episodes=2", "threads=1", "cluster.base_port=\(port)", "pretrain.checkpoint=\(start.path)"]
-                .flatMap { ["--set", $0] }
+            + (try smallRun(in: directory, port: FaultRestartTests.basePort(block: 3), extra: ["train.n_train_itr=3", "train.n_steps=20"]))
         let previous = FileManager.default.currentDirectoryPath
         FileManager.default.changeCurrentDirectoryPath(Self.repository.path)
         defer { FileManager.default.changeCurrentDirectoryPath(previous) }
@@ -99,9 +109,7 @@ final class LearnerRanksTests: XCTestCase {
         let learnerLog = try String(contentsOf: runDirectory.appendingPathComponent("logs/learner.log"), encoding: .utf8)
         XCTAssertTrue(learnerLog.contains("× 2 ranks"), learnerLog)
         XCTAssertTrue(learnerLog.contains("learner rank 1/2"), learnerLog)
-        let iterations = try String(contentsOf: runDirectory.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
-            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.compactMap { $0["iteration"] as? Int }
-        XCTAssertEqual(iterations, [0, 1, 2, 3], "the initial evaluation, then each iteration once")
+        XCTAssertEqual(metricsIterations(runDirectory), [0, 1, 2, 3], "the initial evaluation, then each iteration once")
         XCTAssertTrue(FileManager.default.fileExists(atPath: runDirectory.appendingPathComponent("summary.json").path))
     }
 
@@ -112,14 +120,9 @@ final class LearnerRanksTests: XCTestCase {
         _ = try mpirun()
         let binary = try FaultRestartTests.dppoBinary()
         let directory = try makeTemporaryDirectory("dppo-learner-ranks-death")
-        let config = try RunConfig.load(path: Self.repository.appendingPathComponent("configs/pendulum/finetune.yaml").path,
-                                        overrides: ["model.mlp_dims=[32,32,32]", "model.critic_dims=[32,32,32]"])
-        let start = try writeRandomPolicy(config: config, to: directory)
         let runDirectory = directory.appendingPathComponent("run")
-        let port = FaultRestartTests.basePort(block: 4)
-        let sets = ["model.mlp_dims=[32,32,32]", "model.critic_dims=[32,32,32]", "train.n_train_itr=8", "train.n_steps=40", "env.n_envs=4",
-                    "train.val_freq=0", "train.eval_episodes=2", "train.save_model_freq=1", "threads=1", "cluster.base_port=\(port)",
-                    "pretrain.checkpoint=\(start.path)"].flatMap { ["--set", $0] }
+        let sets = try smallRun(in: directory, port: FaultRestartTests.basePort(block: 4),
+                                extra: ["train.n_train_itr=8", "train.n_steps=40", "train.save_model_freq=1"])
         let launch = Self.repository.appendingPathComponent("cluster/launch.sh").path
         let previous = FileManager.default.currentDirectoryPath
         FileManager.default.changeCurrentDirectoryPath(Self.repository.path)
@@ -130,10 +133,7 @@ final class LearnerRanksTests: XCTestCase {
                                 log: directory.appendingPathComponent("launch.log"))
         defer { cluster.kill() }
         let learnerLog = runDirectory.appendingPathComponent("logs/learner.log")
-        func iterations() -> [Int] {
-            ((try? String(contentsOf: runDirectory.appendingPathComponent("metrics.jsonl"), encoding: .utf8)) ?? "").split(separator: "\n")
-                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.compactMap { $0["iteration"] as? Int }
-        }
+        func iterations() -> [Int] { metricsIterations(runDirectory) }
         let deadline = Date().addingTimeInterval(120)
         while (iterations().max() ?? 0) < 2 {
             guard cluster.isRunning, Date() < deadline else { throw FaultRestartTests.Failure("no second iteration:\n\(cluster.logTail())") }
