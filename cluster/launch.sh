@@ -50,20 +50,32 @@ fi
 
 # What the launcher needs from the resolved config (file, then --set, then defaults), from the binary.
 source "$(dirname "$0")/lib.sh"
-name=$(config_value name)
 actors=$(config_value cluster.actors)
 checkpoint=$(config_value pretrain.checkpoint)
 
-run_dir=${run_dir:-runs/$name/$(date -u +%Y%m%d-%H%M%S)}
+[ -n "$run_dir" ] || run_dir=$(new_run_dir)
 mkdir -p "$run_dir/logs"
 echo "launch: run directory $run_dir"
 
 pids=()
+learner=""
 cleanup() {
   trap - EXIT INT TERM
-  stop_pids "${pids[@]}"
+  [ -z "$learner" ] || stop_pids_within 20 "$learner"
+  stop_pids ${pids[@]+"${pids[@]}"}
 }
-trap cleanup EXIT INT TERM
+# Ctrl-C or SIGTERM: the learner checkpoints and stops its actors; the run continues with --resume.
+on_signal() {
+  echo "launch: stopping (the learner checkpoints first)" >&2
+  cleanup
+  if grep -Eq '"state" ?: ?"stopped"' "$run_dir/summary.json" 2>/dev/null; then
+    echo "launch: stopped cleanly; continue with: cluster/launch.sh $config --resume $run_dir" >&2
+    exit 0
+  fi
+  exit 130
+}
+trap cleanup EXIT
+trap on_signal INT TERM
 
 if [ -n "$resume" ]; then
   learner_start=(--resume "$run_dir")

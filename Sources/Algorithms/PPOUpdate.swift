@@ -84,6 +84,9 @@ public struct PPOStatistics: Sendable, Equatable {
     public var explainedVariance = 0.0
     public var minibatches = 0
     public var stoppedEarly = false
+    /// `shouldStop` said yes before the last minibatch: the parameters are part-way through the update, and the
+    /// caller discards them (the learner writes the state it kept from before the update).
+    public var abandoned = false
     public var actorLearningRate = 0.0
     public var criticLearningRate = 0.0
     public var meanScaledReward = 0.0
@@ -168,7 +171,9 @@ public final class PPOUpdate {
     /// Runs the whole update for one iteration's batch. `iteration` gates the critic warm-up.
     /// `behaviour`: the weights that sampled the decisions when some were sampled by older weights (the cluster's
     /// async mode); nil: every decision was sampled by the current weights, which then give the old log-probabilities.
-    public func update(batch: RolloutBatch, iteration: Int, behaviour: BehaviourPolicies? = nil) -> PPOStatistics {
+    /// `shouldStop` is asked before every minibatch; when it says yes the update returns at once, `abandoned`.
+    public func update(batch: RolloutBatch, iteration: Int, behaviour: BehaviourPolicies? = nil,
+                       shouldStop: () -> Bool = { false }) -> PPOStatistics {
         timing = UpdateTiming()
         let prepareStart = UpdateTiming.now()
         var statistics = prepare(batch: batch, behaviour: behaviour)
@@ -186,6 +191,10 @@ public final class PPOUpdate {
         epochs: for _ in 0..<hyperparameters.updateEpochs {
             random.permutation(&permutation, count: pairs)
             for minibatch in 0..<minibatchCount {
+                if shouldStop() {
+                    statistics.abandoned = true
+                    return statistics
+                }
                 let range = (minibatch * minibatchSize)..<((minibatch + 1) * minibatchSize)
                 let result = updateMinibatch(batch: batch, range: range, stepActor: actorSteps)
                 statistics.minibatches += 1

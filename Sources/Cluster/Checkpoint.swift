@@ -62,16 +62,33 @@ public enum Checkpoint {
     public static func sidecarURL(for url: URL) -> URL { url.deletingPathExtension().appendingPathExtension("json") }
 
     public static func save(model: PolicyModel, update: PPOUpdate?, info: CheckpointInfo, to url: URL) throws {
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try encode(model: model, update: update, info: info).write(to: url)
+    }
+
+    /// A checkpoint's two files, encoded in memory: what `save` writes, or a copy of the state kept to be written
+    /// later (the learner's state before an update it may abandon on a signal).
+    public struct Encoded: Sendable {
+        public let tensors: Data
+        public let sidecar: Data
+
+        /// Writes the tensors, then the sidecar, each atomically: a checkpoint whose sidecar exists is complete.
+        public func write(to url: URL) throws {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try tensors.write(to: url, options: .atomic)
+            try sidecar.write(to: sidecarURL(for: url), options: .atomic)
+        }
+    }
+
+    public static func encode(model: PolicyModel, update: PPOUpdate?, info: CheckpointInfo) throws -> Encoded {
         var tensors = model.baseParameters.namedTensors(prefix: "base.") + model.trainableParameters.namedTensors(prefix: "ft.")
         if let update {
             tensors += update.critic.parameters.namedTensors(prefix: "critic.")
             tensors += update.actorOptimizer.momentTensors(name: "actor") + update.criticOptimizer.momentTensors(name: "critic")
         }
-        try Safetensors.write(tensors, metadata: ["format": "dppo-swift-checkpoint", "kind": info.kind], to: url)
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(info).write(to: sidecarURL(for: url), options: .atomic)
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return Encoded(tensors: try Safetensors.encode(tensors, metadata: ["format": "dppo-swift-checkpoint", "kind": info.kind]),
+                       sidecar: try encoder.encode(info))
     }
 
     /// The fine-tuning checkpoint of `run` with the most iterations (`itr-N` or `final`): where `--resume` continues.

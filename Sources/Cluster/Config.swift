@@ -81,6 +81,9 @@ public struct RunConfig: Sendable {
         public var evalEvery = 10
         public var evalEpisodes = 32
         public var checkpointEvery = 10
+        /// `use_bc_loss` and `bc_loss_coeff` as written; `dppo.bcCoefficient` is the coefficient when the loss is on, else 0.
+        public var useBehaviourCloning = false
+        public var behaviourCloningCoefficient = 0.0
     }
 
     public struct PretrainConfig: Sendable {
@@ -213,9 +216,11 @@ public struct RunConfig: Sendable {
     /// Environment streams in one batch (all actors).
     public var streams: Int { cluster.actors * environment.environmentsPerActor }
 
-    /// A stable hash of the sections actors and learner must agree on.
+    /// A stable hash of the keys actors and learner must agree on (those declared `hashed`): FNV-1a (64-bit) over
+    /// `key=value` lines in declaration order, each value as `dppo config get` prints it. docs/wire-format.md.
     public var compatibilityHash: UInt64 {
-        let text = "\(model.policy.rawValue)|\(model.useDDIM)|\(model.ddimSteps)|\(model.eta)|\(model.fixedStd)|\(environment.spec.label)|\(environment.gymnasium.kwargsJSON)|\(environment.conditionSteps)|\(environment.actSteps)|\(environment.horizonSteps)|\(model.denoisingSteps)|\(model.fineTunedSteps)|\(model.timeDim)|\(model.mlpDims)|\(model.activation.rawValue)|\(model.minSamplingStd)|\(model.randnClip)|\(model.denoisedClip)|\(train.stepsPerIteration)|\(environment.environmentsPerActor)" + (cluster.isAsync ? "|async" : "")
+        var text = ""
+        for option in RunConfig.options where option.hashed { text += "\(option.key)=\(option.read(self).text)\n" }
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         return hash
@@ -234,12 +239,17 @@ public struct RunConfig: Sendable {
         do { loaded = try Yams.load(yaml: text) } catch { throw ConfigError("\(source) is not valid YAML: \(error)") }
         guard var root = (loaded ?? [String: Any]()) as? [String: Any] else { throw ConfigError("\(source) must be a mapping at the top level") }
         for override in overrides { try apply(override: override, to: &root) }
-        let reader = ConfigReader(root, path: "")
         var config = RunConfig()
-        try config.read(reader)
-        try reader.rejectUnknownKeys()
-        try config.validate()
-        config.resolvedValues = reader.resolved.entries
+        var resolved: [(key: String, value: ConfigValue)] = []
+        for option in options {
+            let value = try option.value(from: try lookUp(option.key, in: root))
+            if case .retired = option.kind { continue }
+            option.write(&config, value)
+            resolved.append((option.key, value))
+        }
+        try rejectUnknownKeys(in: root, path: "")
+        try config.finish()
+        config.resolvedValues = resolved
         config.resolvedYAML = (try? Yams.dump(object: root, sortKeys: true)) ?? text
         return config
     }
@@ -260,195 +270,63 @@ public struct RunConfig: Sendable {
         set(&root, keys[...])
     }
 
-    mutating func read(_ root: ConfigReader) throws {
-        name = try root.string("name", default: name)
-        seed = UInt64(try root.int("seed", default: Int(seed)))
-        let threadsValue = try root.string("threads", default: "auto")
-        if threadsValue == "auto" {
-            threads = nil
-        } else if let count = Int(threadsValue), count >= 1, count <= 1_024 {
-            threads = count
-        } else {
-            throw ConfigError("threads '\(threadsValue)' must be auto or a whole number from 1 to 1024")
+    /// The raw YAML value at a dotted key path; nil when absent. Every section on the way must be a mapping.
+    static func lookUp(_ key: String, in root: [String: Any]) throws -> Any? {
+        var level = root
+        let parts = key.split(separator: ".").map(String.init)
+        for (depth, part) in parts.dropLast().enumerated() {
+            guard let child = level[part], !(child is NSNull) else { return nil }
+            guard let mapping = child as? [String: Any] else {
+                throw ConfigError("\(parts[...depth].joined(separator: ".")) must be a mapping, got \(ConfigOption.show(child))")
+            }
+            level = mapping
         }
-        let env = try root.section("env")
-        let taskName = try env.string("task", default: environment.task.rawValue)
-        guard let task = TaskName(rawValue: taskName) else {
-            throw ConfigError("env.task '\(taskName)' is not a known task; choose one of \(TaskName.allCases.map(\.rawValue))")
+        return level[parts.last ?? key]
+    }
+
+    /// Refuses any key no option declares, naming the nearest known one.
+    static func rejectUnknownKeys(in mapping: [String: Any], path: String) throws {
+        for name in mapping.keys.sorted() {
+            let key = path.isEmpty ? name : "\(path).\(name)"
+            if options.contains(where: { $0.key == key }) { continue }
+            if options.contains(where: { $0.key.hasPrefix(key + ".") }) {
+                guard let value = mapping[name], !(value is NSNull) else { continue }
+                guard let child = value as? [String: Any] else { throw ConfigError("\(key) must be a mapping, got \(ConfigOption.show(value))") }
+                try rejectUnknownKeys(in: child, path: key)
+                continue
+            }
+            let declared = options.filter { if case .retired = $0.kind { return false } else { return true } }.map(\.key)
+            let nearest = declared.min { editDistance($0, key) < editDistance($1, key) }
+            throw ConfigError("unknown key '\(key)' (did you mean \(nearest ?? "")? `dppo config show` lists every key)")
         }
-        environment.task = task
-        let versionName = try env.string("version", default: environment.version.rawValue)
-        guard let version = GymnasiumVersion(rawValue: versionName) else {
-            throw ConfigError("env.version '\(versionName)' must be one of \(GymnasiumVersion.allCases.map(\.rawValue))")
+    }
+
+    /// Levenshtein distance, for the nearest known key of a typo.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var row = Array(0...b.count)
+        for i in a.indices {
+            var diagonal = row[0]
+            row[0] = i + 1
+            for j in b.indices {
+                let above = row[j + 1]
+                row[j + 1] = min(diagonal + (a[i] == b[j] ? 0 : 1), above + 1, row[j] + 1)
+                diagonal = above
+            }
         }
-        environment.version = version
-        environment.gymnasium.id = try env.string("gym_id", default: environment.gymnasium.id)
-        environment.gymnasium.python = try env.string("python", default: environment.gymnasium.python)
-        environment.gymnasium.kwargsJSON = try env.json("gym_kwargs", default: environment.gymnasium.kwargsJSON)
-        if task == .gymnasium && environment.gymnasium.id.isEmpty {
+        return row[b.count]
+    }
+
+    /// What the keys imply together: the task's sizes, the BC coefficient, and the checks that span keys.
+    mutating func finish() throws {
+        train.dppo.bcCoefficient = train.useBehaviourCloning ? train.behaviourCloningCoefficient : 0
+        if environment.task == .gymnasium && environment.gymnasium.id.isEmpty {
             throw ConfigError("env.task gymnasium needs env.gym_id, the id passed to gymnasium.make (e.g. Hopper-v5)")
         }
         do { environment.description = try environment.spec.describe() } catch {
             throw ConfigError("env.task \(environment.spec.label) cannot be set up: \(error)")
         }
-        environment.environmentsPerActor = try env.int("n_envs", default: environment.environmentsPerActor)
-        environment.conditionSteps = try env.int("cond_steps", default: environment.conditionSteps)
-        environment.actSteps = try env.int("act_steps", default: environment.actSteps)
-        environment.horizonSteps = try env.int("horizon_steps", default: environment.horizonSteps)
-
-        let m = try root.section("model")
-        let policyName = try m.string("policy", default: model.policy.rawValue)
-        guard let policy = PolicyKind(rawValue: policyName) else { throw ConfigError("model.policy '\(policyName)' must be diffusion or gaussian") }
-        model.policy = policy
-        model.useDDIM = try m.bool("use_ddim", default: model.useDDIM)
-        model.ddimSteps = try m.int("ddim_steps", default: model.ddimSteps)
-        model.eta = try m.double("eta", default: model.eta)
-        model.fixedStd = try m.double("fixed_std", default: model.fixedStd)
-        model.learnFixedStd = try m.bool("learn_fixed_std", default: model.learnFixedStd)
-        model.stdMin = try m.double("std_min", default: model.stdMin)
-        model.stdMax = try m.double("std_max", default: model.stdMax)
-        model.denoisingSteps = try m.int("denoising_steps", default: model.denoisingSteps)
-        model.fineTunedSteps = try m.int("ft_denoising_steps", default: model.fineTunedSteps)
-        model.timeDim = try m.int("time_dim", default: model.timeDim)
-        model.mlpDims = try m.ints("mlp_dims", default: model.mlpDims)
-        let activationName = try m.string("activation", default: model.activation.rawValue)
-        guard let activation = Activation(rawValue: activationName) else { throw ConfigError("model.activation '\(activationName)' must be relu or mish") }
-        model.activation = activation
-        model.criticDims = try m.ints("critic_dims", default: model.criticDims)
-        model.minSamplingStd = try m.double("min_sampling_denoising_std", default: model.minSamplingStd)
-        model.minLogProbStd = try m.double("min_logprob_denoising_std", default: model.minLogProbStd)
-        model.randnClip = try m.double("randn_clip_value", default: model.randnClip)
-        model.denoisedClip = try m.double("denoised_clip_value", default: model.denoisedClip)
-
-        let t = try root.section("train")
-        train.iterations = try t.int("n_train_itr", default: train.iterations)
-        train.stepsPerIteration = try t.int("n_steps", default: train.stepsPerIteration)
-        train.evalEvery = try t.int("val_freq", default: train.evalEvery)
-        train.evalEpisodes = try t.int("eval_episodes", default: train.evalEpisodes)
-        train.checkpointEvery = try t.int("save_model_freq", default: train.checkpointEvery)
-        var p = train.dppo
-        p.gamma = try t.double("gamma", default: p.gamma)
-        p.gaeLambda = try t.double("gae_lambda", default: p.gaeLambda)
-        p.gammaDenoising = try t.double("gamma_denoising", default: p.gammaDenoising)
-        p.clipCoefficient = try t.double("clip_ploss_coef", default: p.clipCoefficient)
-        p.clipCoefficientBase = try t.double("clip_ploss_coef_base", default: p.clipCoefficientBase)
-        p.clipCoefficientRate = try t.double("clip_ploss_coef_rate", default: p.clipCoefficientRate)
-        p.valueCoefficient = try t.double("vf_coef", default: p.valueCoefficient)
-        p.clipValueCoefficient = try t.optionalDouble("clip_vloss_coef", default: p.clipValueCoefficient)
-        let useBehaviourCloning = try t.bool("use_bc_loss", default: false)
-        let bcCoefficient = try t.double("bc_loss_coeff", default: 0)
-        p.bcCoefficient = useBehaviourCloning ? bcCoefficient : 0
-        p.actorSchedule = try t.learningRateSchedule("actor_lr_scheduler")
-        p.criticSchedule = try t.learningRateSchedule("critic_lr_scheduler")
-        p.targetKL = try t.optionalDouble("target_kl", default: p.targetKL)
-        p.updateEpochs = try t.int("update_epochs", default: p.updateEpochs)
-        p.batchSize = try t.int("batch_size", default: p.batchSize)
-        p.actorLearningRate = try t.double("actor_lr", default: p.actorLearningRate)
-        p.criticLearningRate = try t.double("critic_lr", default: p.criticLearningRate)
-        p.actorWeightDecay = try t.double("actor_weight_decay", default: p.actorWeightDecay)
-        p.criticWeightDecay = try t.double("critic_weight_decay", default: p.criticWeightDecay)
-        p.maxGradientNorm = try t.optionalDouble("max_grad_norm", default: p.maxGradientNorm)
-        p.rewardScaleRunning = try t.bool("reward_scale_running", default: p.rewardScaleRunning)
-        p.rewardScaleConstant = try t.double("reward_scale_const", default: p.rewardScaleConstant)
-        p.criticWarmupIterations = try t.int("n_critic_warmup_itr", default: p.criticWarmupIterations)
-        let truncation = try t.string("truncation", default: p.truncation.rawValue)
-        guard let handling = TruncationHandling(rawValue: truncation) else { throw ConfigError("train.truncation '\(truncation)' must be bootstrap or reference") }
-        p.truncation = handling
-        p.logProbabilityBatchSize = try t.int("logprob_batch_size", default: p.logProbabilityBatchSize)
-        p.advantageLowerQuantile = try t.double("clip_advantage_lower_quantile", default: p.advantageLowerQuantile)
-        p.advantageUpperQuantile = try t.double("clip_advantage_upper_quantile", default: p.advantageUpperQuantile)
-        train.dppo = p
-
-        let pre = try root.section("pretrain")
-        pretrain.checkpoint = try pre.string("checkpoint", default: pretrain.checkpoint)
-        pretrain.dataset = try pre.string("dataset", default: pretrain.dataset)
-        pretrain.normalizationPath = try pre.string("normalization_path", default: pretrain.normalizationPath)
-        pretrain.demonstrationEpisodes = try pre.int("demo_episodes", default: pretrain.demonstrationEpisodes)
-        pretrain.demonstratorGain = try pre.double("demo_gain", default: pretrain.demonstratorGain)
-        pretrain.demonstratorNoise = try pre.double("demo_noise", default: pretrain.demonstratorNoise)
-        var s = pretrain.settings
-        s.epochs = try pre.int("n_epochs", default: s.epochs)
-        s.batchSize = try pre.int("batch_size", default: s.batchSize)
-        s.learningRate = try pre.double("learning_rate", default: s.learningRate)
-        s.minLearningRate = try pre.double("min_lr", default: s.minLearningRate)
-        s.warmupEpochs = try pre.int("warmup_epochs", default: s.warmupEpochs)
-        s.weightDecay = try pre.double("weight_decay", default: s.weightDecay)
-        s.emaDecay = try pre.double("ema_decay", default: s.emaDecay)
-        s.emaEvery = try pre.int("update_ema_freq", default: s.emaEvery)
-        s.emaStartEpoch = try pre.int("epoch_start_ema", default: s.emaStartEpoch)
-        pretrain.settings = s
-
-        let o = try root.section("offline")
-        offline.method = try o.string("method", default: offline.method)
-        guard ["diffusion_ql", "edp"].contains(offline.method) else { throw ConfigError("offline.method '\(offline.method)' must be diffusion_ql or edp") }
-        let variantName = try o.string("variant", default: offline.variant.rawValue)
-        guard let variant = EDPVariant(rawValue: variantName) else {
-            throw ConfigError("offline.variant '\(variantName)' must be one of \(EDPVariant.allCases.map(\.rawValue))")
-        }
-        offline.variant = variant
-        offline.dataset = try o.string("dataset", default: offline.dataset)
-        offline.initCheckpoint = try o.string("init_checkpoint", default: offline.initCheckpoint)
-        offline.initCritics = try o.string("init_critics", default: offline.initCritics)
-        offline.steps = try o.int("n_steps", default: offline.steps)
-        offline.batchSize = try o.int("batch_size", default: offline.batchSize)
-        offline.gamma = try o.double("gamma", default: offline.gamma)
-        offline.rewardScale = try o.double("reward_scale", default: offline.rewardScale)
-        offline.iqlRewardNormalization = try o.bool("iql_reward_normalization", default: offline.iqlRewardNormalization)
-        offline.actorLearningRate = try o.double("actor_lr", default: offline.actorLearningRate)
-        offline.criticLearningRate = try o.double("critic_lr", default: offline.criticLearningRate)
-        offline.eta = try o.double("eta", default: offline.eta)
-        offline.alpha = try o.double("alpha", default: offline.alpha)
-        offline.gradientClip = try o.double("grad_clip", default: offline.gradientClip)
-        offline.maxQBackup = try o.bool("max_q_backup", default: offline.maxQBackup)
-        offline.learningRateDecay = try o.bool("lr_decay", default: offline.learningRateDecay)
-        offline.sampler = try o.string("sampler", default: offline.sampler)
-        guard ["ddpm", "dpm"].contains(offline.sampler) else { throw ConfigError("offline.sampler '\(offline.sampler)' must be ddpm or dpm") }
-        offline.dpmSteps = try o.int("dpm_steps", default: offline.dpmSteps)
-        offline.candidates = try o.int("candidates", default: offline.candidates)
-        let exportName = try o.string("export_actor", default: offline.exportActor.rawValue)
-        guard let export = ActorCopy(rawValue: exportName) else { throw ConfigError("offline.export_actor '\(exportName)' must be online or ema") }
-        offline.exportActor = export
-        offline.criticPretrainSteps = try o.int("critic_pretrain_steps", default: offline.criticPretrainSteps)
-        offline.criticWarmupSteps = try o.int("critic_warmup_steps", default: offline.criticWarmupSteps)
-        guard offline.criticPretrainSteps >= 0, offline.criticWarmupSteps >= 0 else {
-            throw ConfigError("offline.critic_pretrain_steps and critic_warmup_steps must be ≥ 0")
-        }
-        offline.warmupActor = try o.string("warmup_actor", default: offline.warmupActor)
-        guard ["bc", "frozen"].contains(offline.warmupActor) else { throw ConfigError("offline.warmup_actor '\(offline.warmupActor)' must be bc or frozen") }
-        offline.iqlExpectile = try o.double("iql_expectile", default: offline.iqlExpectile)
-        offline.iqlInverseTemperature = try o.double("iql_inverse_temperature", default: offline.iqlInverseTemperature)
-        guard offline.iqlExpectile > 0, offline.iqlExpectile < 1, offline.iqlInverseTemperature >= 0 else {
-            throw ConfigError("offline.iql_expectile must be in (0, 1) and iql_inverse_temperature ≥ 0")
-        }
-        offline.evalEvery = try o.int("eval_freq", default: offline.evalEvery)
-        offline.evalEpisodes = try o.int("eval_episodes", default: offline.evalEpisodes)
-        offline.logEvery = try o.int("log_freq", default: offline.logEvery)
-        guard offline.steps >= 1, offline.batchSize >= 1, offline.evalEvery >= 1, offline.logEvery >= 1, offline.candidates >= 1, offline.dpmSteps >= 1 else {
-            throw ConfigError("offline.n_steps, batch_size, eval_freq, log_freq, candidates and dpm_steps must be ≥ 1")
-        }
-
-        let c = try root.section("cluster")
-        cluster.actors = try c.int("actors", default: cluster.actors)
-        cluster.host = try c.string("host", default: cluster.host)
-        cluster.basePort = try c.int("base_port", default: cluster.basePort)
-        cluster.synchronization = try c.string("sync", default: cluster.synchronization)
-        cluster.maxPolicyLag = try c.int("max_policy_lag", default: cluster.maxPolicyLag)
-        cluster.segmentSteps = try c.int("segment_steps", default: cluster.segmentSteps)
-        if c.raw("learner_threads") != nil {
-            throw ConfigError("cluster.learner_threads is now the top-level key threads (auto or a count); see docs/learner-scaling.md")
-        }
-        cluster.batchTimeoutSeconds = try c.double("batch_timeout_s", default: cluster.batchTimeoutSeconds)
-        cluster.stallTimeoutSeconds = try c.double("stall_timeout_s", default: cluster.stallTimeoutSeconds)
-        cluster.keyFile = try c.string("key_file", default: cluster.keyFile)
-        cluster.learnerTimeoutSeconds = try c.double("learner_timeout_s", default: cluster.learnerTimeoutSeconds)
-        cluster.reconnectTimeoutSeconds = try c.double("reconnect_timeout_s", default: cluster.reconnectTimeoutSeconds)
-        let transport = try c.string("chain_transport", default: cluster.chainTransport.rawValue)
-        guard let chainTransport = ChainTransport(rawValue: transport) else {
-            throw ConfigError("cluster.chain_transport '\(transport)': must be 'full' or 'seeded'")
-        }
-        cluster.chainTransport = chainTransport
-        cluster.chainCheckEvery = try c.int("chain_check_every", default: cluster.chainCheckEvery)
-        cluster.chainTolerance = try c.double("chain_tolerance", default: cluster.chainTolerance)
+        try validate()
     }
 
     /// The jobs that split their passes across `threads` workers.
@@ -469,32 +347,25 @@ public struct RunConfig: Sendable {
         }
     }
 
+    /// The floats of one iteration's batch beyond which a config is refused before any work starts.
+    static let maximumBatchFloats = 1 << 31
+
+    /// The checks that span several keys; each key's own range is in its declaration.
     func validate() throws {
         func require(_ condition: Bool, _ message: String) throws { if !condition { throw ConfigError(message) } }
         do { try denoising.validate() } catch { throw ConfigError("\(error)") }
-        try require(model.policy == .diffusion || (model.fixedStd > 0 && model.stdMin > 0 && model.stdMin <= model.stdMax),
-                    "model.fixed_std, std_min must be > 0 and std_min ≤ std_max for the Gaussian policy")
-        try require(train.dppo.bcCoefficient >= 0, "train.bc_loss_coeff must be ≥ 0")
-        try require(environment.environmentsPerActor >= 1, "env.n_envs must be ≥ 1")
-        try require(environment.conditionSteps >= 1, "env.cond_steps must be ≥ 1")
+        try require(model.policy == .diffusion || model.stdMin <= model.stdMax, "model.std_min must be ≤ model.std_max for the Gaussian policy")
         try require(model.mlpDims.count % 2 == 1 && Set(model.mlpDims).count == 1, "model.mlp_dims must be an odd number of equal widths, e.g. [512, 512, 512]")
         try require(model.criticDims.count % 2 == 1 && Set(model.criticDims).count == 1, "model.critic_dims must be an odd number of equal widths")
-        try require(model.timeDim >= 4 && model.timeDim % 2 == 0, "model.time_dim must be even and ≥ 4")
-        try require(train.iterations >= 1 && train.stepsPerIteration >= 1, "train.n_train_itr and train.n_steps must be ≥ 1")
-        try require(train.dppo.updateEpochs >= 1 && train.dppo.batchSize >= 1, "train.update_epochs and train.batch_size must be ≥ 1")
-        try require(train.evalEpisodes >= 1, "train.eval_episodes must be ≥ 1")
-        try require(0 <= train.dppo.advantageLowerQuantile && train.dppo.advantageLowerQuantile < train.dppo.advantageUpperQuantile && train.dppo.advantageUpperQuantile <= 1,
-                    "train.clip_advantage_lower_quantile and _upper_quantile must satisfy 0 ≤ lower < upper ≤ 1")
-        try require(cluster.actors >= 1, "cluster.actors must be ≥ 1")
-        try require((1024...65_533).contains(cluster.basePort), "cluster.base_port must be in 1024…65533")
-        try require(["strict", "async"].contains(cluster.synchronization), "cluster.sync '\(cluster.synchronization)': must be 'strict' or 'async'")
-        try require(cluster.maxPolicyLag >= 0, "cluster.max_policy_lag must be ≥ 0")
-        try require(cluster.segmentSteps >= 1, "cluster.segment_steps must be ≥ 1")
-        try require(cluster.learnerTimeoutSeconds > 0 && cluster.reconnectTimeoutSeconds > 0, "cluster.learner_timeout_s and reconnect_timeout_s must be > 0")
+        try require(model.timeDim % 2 == 0, "model.time_dim must be even")
+        try require(train.dppo.advantageLowerQuantile < train.dppo.advantageUpperQuantile,
+                    "train.clip_advantage_lower_quantile must be below train.clip_advantage_upper_quantile")
         try require(cluster.chainTransport == .full || model.policy == .diffusion,
                     "cluster.chain_transport: seeded rebuilds denoising chains; a Gaussian policy's records are already one action chunk, use full")
-        try require(cluster.stallTimeoutSeconds > 0 && cluster.batchTimeoutSeconds > 0, "cluster.stall_timeout_s and batch_timeout_s must be > 0")
-        try require(cluster.chainCheckEvery >= 0 && cluster.chainTolerance > 0, "cluster.chain_check_every must be ≥ 0 and chain_tolerance > 0")
+        let observationWidth = environment.conditionSteps * environment.description.observationDim
+        let batchFloats = Double(streams) * Double(train.stepsPerIteration) * Double(recordWidth + observationWidth + 4)
+        try require(batchFloats <= Double(RunConfig.maximumBatchFloats),
+                    "one iteration's batch would hold \(Int(batchFloats)) floats (cluster.actors × env.n_envs × train.n_steps × the record width), "
+                    + "over the \(RunConfig.maximumBatchFloats) a run accepts: lower one of them")
     }
 }
-

@@ -45,6 +45,14 @@ public func loadPretrainingData(config: RunConfig) throws -> TrajectoryDataset {
     } else if path.hasSuffix(".npz") {
         let normalization = try config.pretrain.normalizationPath.isEmpty ? nil : Normalization(referenceFile: URL(fileURLWithPath: config.pretrain.normalizationPath))
         dataset = try TrajectoryDataset(referenceNPZ: URL(fileURLWithPath: path), normalization: normalization)
+        // The reference stores its .npz normalised to [-1, 1] whenever it writes a normalization.npz; trained on as
+        // raw values, the policy acts in the wrong units (Hopper: -1,610 instead of -212).
+        if normalization == nil, let computed = try? Normalization(dataset: dataset),
+           (computed.obsMin + computed.actionMin).allSatisfy({ $0 >= -1.001 }), (computed.obsMax + computed.actionMax).allSatisfy({ $0 <= 1.001 }) {
+            throw ConfigError("\(path): every state and action lies in [-1, 1], as in a DPPO reference dataset stored normalised; set "
+                              + "pretrain.normalization_path to its normalization.npz (usually beside it). If the values really are raw, "
+                              + "convert the file once with `dppo dataset import --npz \(path) --output DATA.safetensors` and use that")
+        }
     } else {
         dataset = try TrajectoryDataset(contentsOf: URL(fileURLWithPath: path))
     }

@@ -7,7 +7,7 @@ import Transport
 enum Messages {
     /// Control-plane metadata travels as a small JSON tensor named "meta".
     static func meta(_ object: [String: Any]) -> WireTensor {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return WireTensor(name: "meta", utf8: String(decoding: data, as: UTF8.self))
     }
 

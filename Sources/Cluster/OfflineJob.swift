@@ -184,6 +184,8 @@ struct OfflineResumeState: Codable {
 /// `offline.n_steps` may be raised to train on. Returns the summary written to summary.json.
 @discardableResult
 public func runOffline(config: RunConfig, run: RunDirectory, resume: Bool = false, log: (String) -> Void = Cluster.log) throws -> [String: Any] {
+    let lock = try run.lock(job: resume ? "offline (resumed)" : "offline")
+    defer { withExtendedLifetime(lock) {} }
     BLAS.setThreads(config.workerThreads(for: .offline))
     let started = Date()
     let settings = config.offline
@@ -348,6 +350,17 @@ public func runOffline(config: RunConfig, run: RunDirectory, resume: Bool = fals
             try evaluate(step: step)
             try save(step == settings.steps ? "final" : "step-\(step)")
             try saveResumeState(step: step)
+        } else if let signal = StopRequest.requestedSignal {
+            // SIGTERM/SIGINT (`dppo offline`): the state after this step, which `--resume` continues from.
+            try save("step-\(step)")
+            try saveResumeState(step: step)
+            let checkpoint = run.checkpoints.appendingPathComponent("step-\(step).safetensors")
+            let summary: [String: Any] = ["method": label, "steps": settings.steps, "steps_done": step, "state": "stopped",
+                                          "stopped_by": StopRequest.name(of: signal), "checkpoint": checkpoint.path,
+                                          "wall_seconds": Date().timeIntervalSince(started)]
+            try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]).write(to: run.summary)
+            log("offline: \(StopRequest.name(of: signal)): stopped after step \(step) of \(settings.steps); continue with --resume \(run.url.path)")
+            return summary
         }
     }
     let wall = Date().timeIntervalSince(started)
@@ -357,9 +370,9 @@ public func runOffline(config: RunConfig, run: RunDirectory, resume: Bool = fals
         "initial_eval_return": initial.policy, "initial_eval_return_selected": initial.selected,
         "final_eval_return": last.policy, "final_eval_return_selected": last.selected,
         "best_eval_return": evaluations.map(\.policy).max()!, "best_eval_return_selected": evaluations.map(\.selected).max()!,
-        "checkpoint": run.checkpoints.appendingPathComponent("final.safetensors").path,
+        "checkpoint": run.checkpoints.appendingPathComponent("final.safetensors").path, "state": "finished",
     ]
-    try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]).write(to: run.summary)
+    try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]).write(to: run.summary)
     log(String(format: "offline: done in %.0f s; eval return %.1f → %.1f (with critic selection %.1f → %.1f); checkpoint %@", wall,
                initial.policy, last.policy, initial.selected, last.selected, run.checkpoints.appendingPathComponent("final.safetensors").path))
     return summary

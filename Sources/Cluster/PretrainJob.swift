@@ -10,6 +10,9 @@ import Tensors
 public func runPretraining(config: RunConfig, output: URL, log: (String) -> Void = Cluster.log) throws -> URL {
     // Parallelism comes from the objective's shards, each with single-threaded BLAS (docs/learner-scaling.md).
     BLAS.setThreads(1)
+    try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+    let lock = try RunDirectory.lock(output, job: "pretrain")
+    defer { withExtendedLifetime(lock) {} }
     let started = Date()
     if config.pretrain.settings.epochs == 0 && config.pretrain.dataset.isEmpty {
         return try writeInitialPolicy(config: config, output: output, log: log)
@@ -35,6 +38,16 @@ public func runPretraining(config: RunConfig, output: URL, log: (String) -> Void
     let epochs = config.pretrain.settings.epochs
     var lastReport = Date.distantPast
     for epoch in 0..<epochs {
+        if let signal = StopRequest.requestedSignal {
+            // SIGTERM/SIGINT (`dppo pretrain`): the weights so far, under a name no pipeline mistakes for the result.
+            trainer.finish(into: [model.baseParameters, model.trainableParameters])
+            let url = output.appendingPathComponent("pretrained-epoch-\(epoch).safetensors")
+            let info = CheckpointInfo(kind: "pretrain", iteration: epoch, policyVersion: 0, environmentSteps: 0, model: model,
+                                      normalization: normalization, actorOptimizerStep: trainer.optimizer.step)
+            try Checkpoint.save(model: model, update: nil, info: info, to: url)
+            throw StoppedEarly(message: "pretrain: \(StopRequest.name(of: signal)): stopped after epoch \(epoch) of \(epochs); "
+                               + "the weights so far are in \(url.path) (pretraining does not resume: run it again)", signal: signal)
+        }
         let loss = trainer.trainEpoch(dataset, epoch: epoch)
         guard loss.isFinite else { throw ConfigError("pretrain: the loss became \(loss) in epoch \(epoch + 1); lower pretrain.learning_rate") }
         if Date().timeIntervalSince(lastReport) > 5 || epoch + 1 == epochs {

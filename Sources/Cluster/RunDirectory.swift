@@ -1,6 +1,6 @@
 import Foundation
 
-/// `runs/<name>/<timestamp>/`: the resolved config, metrics.jsonl, checkpoints/, logs/, summary.json.
+/// `runs/<name>/<UTC time>-s<seed>/`: the resolved config, metrics.jsonl, checkpoints/, logs/, summary.json.
 public struct RunDirectory: Sendable {
     public let url: URL
 
@@ -10,19 +10,64 @@ public struct RunDirectory: Sendable {
         try FileManager.default.createDirectory(at: url.appendingPathComponent("logs"), withIntermediateDirectories: true)
     }
 
-    /// A fresh directory under `root/name/` named by the current UTC time.
-    public static func create(root: String, name: String) throws -> RunDirectory {
+    /// A fresh directory `root/name/<UTC time>-s<seed>`, created atomically (mkdir, which fails when the path exists):
+    /// runs started in the same second, by one user or by several launchers, each get their own, the later ones
+    /// with a suffix `-2`, `-3`, ….
+    public static func create(root: String, name: String, seed: UInt64, now: Date = Date()) throws -> RunDirectory {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyyMMdd-HHmmss"
-        return try RunDirectory(url: URL(fileURLWithPath: root).appendingPathComponent(name).appendingPathComponent(formatter.string(from: Date())))
+        let parent = URL(fileURLWithPath: root).appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
+        let stem = "\(formatter.string(from: now))-s\(seed)"
+        for attempt in 1...10_000 {
+            let url = parent.appendingPathComponent(attempt == 1 ? stem : "\(stem)-\(attempt)")
+            if mkdir(url.path, 0o755) == 0 { return try RunDirectory(url: url) }
+            guard errno == EEXIST else { throw RunDirectoryError("cannot create \(url.path): \(String(cString: strerror(errno)))") }
+        }
+        throw RunDirectoryError("\(parent.path) already holds 10000 runs named \(stem)…")
+    }
+
+    /// Holds the directory for this process: a second job on the same directory (two runs started with the same
+    /// `--run-dir`, or a resume while the run still goes) is refused instead of interleaving their files. The lock is
+    /// an flock on `.lock`, which the system drops when the process ends, however it ends.
+    public func lock(job: String) throws -> RunLock { try RunDirectory.lock(url, job: job) }
+
+    /// The same lock on any job directory (`dppo pretrain --output`).
+    public static func lock(_ url: URL, job: String) throws -> RunLock {
+        let path = url.appendingPathComponent(".lock").path
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw RunDirectoryError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            close(descriptor)
+            throw RunDirectoryError("run directory \(url.path) is in use\(holder.isEmpty ? "" : " by \(holder)"): "
+                                    + "wait for that job to end, or give this one another directory")
+        }
+        let text = "\(job) pid \(getpid())\n"
+        _ = ftruncate(descriptor, 0)
+        _ = text.withCString { write(descriptor, $0, strlen($0)) }
+        return RunLock(descriptor: descriptor)
     }
 
     public var checkpoints: URL { url.appendingPathComponent("checkpoints") }
     public var metrics: URL { url.appendingPathComponent("metrics.jsonl") }
     public var summary: URL { url.appendingPathComponent("summary.json") }
     public var config: URL { url.appendingPathComponent("config.yaml") }
+}
+
+/// A run directory that cannot be made or is taken.
+public struct RunDirectoryError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The flock of `RunDirectory.lock`; released when this is released or the process ends.
+public final class RunLock: @unchecked Sendable {
+    let descriptor: Int32
+    init(descriptor: Int32) { self.descriptor = descriptor }
+    deinit { close(descriptor) }
 }
 
 /// Appends one JSON object per line to metrics.jsonl.
@@ -60,7 +105,7 @@ public final class MetricsWriter {
     /// Appends one typed record (`IterationMetrics`); a value that cannot be written throws.
     public func write<Record: Encodable>(_ record: Record) throws {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var data = try encoder.encode(record)
         data.append(0x0A)
         try handle.write(contentsOf: data)
@@ -71,7 +116,7 @@ public final class MetricsWriter {
             if let double = value as? Double, !double.isFinite { return NSNull() }
             return value
         }
-        guard var data = try? JSONSerialization.data(withJSONObject: cleaned, options: [.sortedKeys]) else { return }
+        guard var data = try? JSONSerialization.data(withJSONObject: cleaned, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
         data.append(0x0A)
         handle.write(data)
     }

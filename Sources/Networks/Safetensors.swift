@@ -97,7 +97,7 @@ public enum Safetensors {
         for tensor in wideIntegers { describe(tensor.name, dtype: "I64", shape: tensor.shape, byteCount: tensor.values.count * 8) }
         for tensor in tensors { describe(tensor.name, dtype: "F32", shape: tensor.shape, byteCount: tensor.values.count * 4) }
         for tensor in flags { describe(tensor.name, dtype: "BOOL", shape: tensor.shape, byteCount: tensor.values.count) }
-        var headerBytes = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        var headerBytes = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys, .withoutEscapingSlashes])
         // Pad with spaces so the data section starts 8-byte aligned, as the format recommends.
         while (8 + headerBytes.count) % 8 != 0 { headerBytes.append(0x20) }
         var data = Data(capacity: 8 + headerBytes.count + offset)

@@ -171,7 +171,7 @@ public final class DiffusionQLTrainer {
 }
 
 /// Which actor copy a trained offline policy exports.
-public enum ActorCopy: String, Sendable, Codable {
+public enum ActorCopy: String, Sendable, Codable, CaseIterable {
     /// The trained actor (what Diffusion-QL evaluates).
     case online
     /// The EMA / target actor (what DPPO's loader prefers when an "ema" entry exists, §5.4).

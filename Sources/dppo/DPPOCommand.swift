@@ -15,13 +15,38 @@ struct DPPOCommand: ParsableCommand {
         """,
         subcommands: [Pretrain.self, Learner.self, LearnerRankCheck.self, Actor.self, OfflineTraining.self, Evaluate.self, Collect.self, DatasetCommand.self,
                       ConfigCommand.self, Bench.self])
+
+    /// Parses and runs a subcommand. A usage mistake (an unknown flag, a bad flag value) is answered by
+    /// ArgumentParser with the usage; a config error or a refused value found while running is one line on stderr
+    /// and exit 64 (EX_USAGE), with no usage dump and no backtrace.
+    static func main() {
+        var command: ParsableCommand
+        do { command = try parseAsRoot() } catch { exit(withError: error) }
+        do {
+            try command.run()
+        } catch let error as ConfigError {
+            refuse(error.description)
+        } catch let error as ValidationError {
+            refuse(error.message)
+        } catch let error as StoppedEarly {
+            FileHandle.standardError.write(Data((error.message + "\n").utf8))
+            Foundation.exit(128 + error.signal)
+        } catch {
+            exit(withError: error)
+        }
+    }
+
+    static func refuse(_ message: String) -> Never {
+        FileHandle.standardError.write(Data((message.replacingOccurrences(of: "\n", with: " ") + "\n").utf8))
+        Foundation.exit(64)
+    }
 }
 
 /// Options every command that reads a config shares.
 /// Prints `value` as one line of JSON with sorted keys.
 func printJSON<Value: Encodable>(_ value: Value) throws {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
@@ -33,7 +58,7 @@ struct ConfigOptions: ParsableArguments {
     var overrides: [String] = []
 
     func load() throws -> RunConfig {
-        do { return try RunConfig.load(path: config, overrides: overrides) } catch let error as ConfigError { throw ValidationError(error.description) }
+        try RunConfig.load(path: config, overrides: overrides)
     }
 }
 
@@ -47,8 +72,9 @@ extension DPPOCommand {
         var output: String?
 
         func run() throws {
+            StopRequest.install(log: Cluster.log)
             let config = try options.load()
-            let directory = try output.map { URL(fileURLWithPath: $0) } ?? RunDirectory.create(root: "runs", name: config.name + "-pretrain").url
+            let directory = try output.map { URL(fileURLWithPath: $0) } ?? RunDirectory.create(root: "runs", name: config.name + "-pretrain", seed: config.seed).url
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             _ = try runPretraining(config: config, output: directory)
         }
@@ -60,22 +86,25 @@ extension DPPOCommand {
             abstract: "Train a diffusion policy offline with Diffusion-QL or EDP (TD3, CRR, IQL) on a dataset (see docs/offline.md).",
             discussion: "offline.method picks the method, offline.dataset the transitions (with rewards, e.g. from dppo collect). The run directory gets metrics.jsonl, evaluations, checkpoints/final.safetensors (readable by dppo eval, and a DPPO starting point as pretrain.checkpoint) and the critics next to it.")
         @OptionGroup var options: ConfigOptions
-        @Option(help: "Run directory (default: runs/<name>/<UTC time>).")
+        @Option(help: "Run directory (default: a new runs/<name>/<UTC time>-s<seed>).")
         var runDir: String?
         @Option(help: "Continue the run in this directory from its last evaluation (checkpoints/resume-state.safetensors); raise offline.n_steps to train on past its end.")
         var resume: String?
 
-        func validate() throws {
+        /// Checked first in `run`, so a refused flag value is one line and exit 64 (`DPPOCommand.main`).
+        func checkFlags() throws {
             if resume != nil && runDir != nil { throw ValidationError("--resume continues a run in its own directory: drop --run-dir") }
         }
 
         func run() throws {
+            try checkFlags()
+            StopRequest.install(log: Cluster.log)
             let config = try options.load()
             if let resume {
                 try runOffline(config: config, run: try RunDirectory(url: URL(fileURLWithPath: resume)), resume: true)
                 return
             }
-            let run = try runDir.map { try RunDirectory(url: URL(fileURLWithPath: $0)) } ?? RunDirectory.create(root: "runs", name: config.name)
+            let run = try runDir.map { try RunDirectory(url: URL(fileURLWithPath: $0)) } ?? RunDirectory.create(root: "runs", name: config.name, seed: config.seed)
             try runOffline(config: config, run: run)
         }
     }
@@ -83,20 +112,23 @@ extension DPPOCommand {
     struct Learner: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Run the learner: receive segments, update with DPPO, publish weights.")
         @OptionGroup var options: ConfigOptions
-        @Option(help: "Run directory (default: runs/<name>/<timestamp>).")
+        @Option(help: "Run directory (default: a new runs/<name>/<UTC time>-s<seed>).")
         var runDir: String?
         @Option(help: "Checkpoint to fine-tune from (default: pretrain.checkpoint of the config).")
         var basePolicy: String?
         @Option(help: "Continue the run in this directory from its latest checkpoint (actors reconnect by themselves).")
         var resume: String?
 
-        func validate() throws {
+        /// Checked first in `run`, so a refused flag value is one line and exit 64 (`DPPOCommand.main`).
+        func checkFlags() throws {
             if resume != nil && (runDir != nil || basePolicy != nil) {
                 throw ValidationError("--resume continues a run in its own directory from its own checkpoint: drop --run-dir and --base-policy")
             }
         }
 
         func run() throws {
+            try checkFlags()
+            StopRequest.install(log: Cluster.log)
             let config = try options.load()
             // Started by mpirun (or srun) as several ranks: rank 0 is the learner, the others share its updates.
             guard let group = MPIGroup.launched() else { return try runLearner(config: config, group: nil) }
@@ -118,7 +150,7 @@ extension DPPOCommand {
                 try Cluster.Learner(config: config, resuming: try RunDirectory(url: URL(fileURLWithPath: resume)), group: group).run()
                 return
             }
-            let run = try runDir.map { try RunDirectory(url: URL(fileURLWithPath: $0)) } ?? RunDirectory.create(root: "runs", name: config.name)
+            let run = try runDir.map { try RunDirectory(url: URL(fileURLWithPath: $0)) } ?? RunDirectory.create(root: "runs", name: config.name, seed: config.seed)
             let checkpoint = basePolicy ?? config.pretrain.checkpoint
             guard !checkpoint.isEmpty else { throw ValidationError("no policy to fine-tune: pass --base-policy or set pretrain.checkpoint") }
             let learner = try Cluster.Learner(config: config, run: run, basePolicy: URL(fileURLWithPath: checkpoint), group: group)
@@ -152,7 +184,13 @@ extension DPPOCommand {
         @Option(help: "Preferred actor index (0-based); the learner assigns one when omitted.")
         var index: Int?
 
+        /// Checked first in `run`, so a refused flag value is one line and exit 64 (`DPPOCommand.main`).
+        func checkFlags() throws {
+            if let index, !(0..<1_024).contains(index) { throw ValidationError("--index must be from 0 to 1023 (cluster.actors is at most 1024)") }
+        }
+
         func run() throws {
+            try checkFlags()
             let config = try options.load()
             try Cluster.Actor(config: config, learnerHost: learner, requestedIndex: index).run()
         }
@@ -174,7 +212,14 @@ extension DPPOCommand {
         @Flag(help: "Print one JSON object.")
         var json = false
 
+        /// Checked first in `run`, so a refused flag value is one line and exit 64 (`DPPOCommand.main`).
+        func checkFlags() throws {
+            guard (1...100_000).contains(episodes) else { throw ValidationError("--episodes must be from 1 to 100000") }
+            guard (1...10_000).contains(candidates) else { throw ValidationError("--candidates must be from 1 to 10000") }
+        }
+
         func run() throws {
+            try checkFlags()
             let config = try options.load()
             let result = try critics.map {
                 try evaluateCheckpointWithCritics(config: config, checkpoint: URL(fileURLWithPath: checkpoint), critics: URL(fileURLWithPath: $0),
@@ -211,7 +256,14 @@ extension DPPOCommand {
         @Option(help: "Output dataset file (.safetensors).")
         var output: String
 
+        /// Checked first in `run`, so a refused flag value is one line and exit 64 (`DPPOCommand.main`).
+        func checkFlags() throws {
+            guard (1...1_000_000).contains(episodes) else { throw ValidationError("--episodes must be from 1 to 1000000") }
+            guard gain.isFinite, (0...100).contains(gain) else { throw ValidationError("--gain must be a number from 0 to 100") }
+        }
+
         func run() throws {
+            try checkFlags()
             let config = try options.load()
             let dataset: TrajectoryDataset
             if let checkpoint {
@@ -270,7 +322,15 @@ extension DPPOCommand {
         @Option(help: .hidden)
         var checkpoint: String?
 
+        /// Checked first in `run`, so a refused flag value is one line and exit 64 (`DPPOCommand.main`).
+        func checkFlags() throws {
+            guard seconds.isFinite, seconds > 0, seconds <= 3_600 else { throw ValidationError("--seconds must be above 0 and at most 3600") }
+            guard (1...256).contains(actors) else { throw ValidationError("--actors must be from 1 to 256") }
+            guard (3...10_000).contains(iterations) else { throw ValidationError("--iterations must be from 3 to 10000 (the first and last are not measured)") }
+        }
+
         func run() throws {
+            try checkFlags()
             if standaloneActor {
                 let config = try RunConfig.load(path: config, overrides: overrides)
                 let rate = try Benchmarks.standaloneActor(config: config, checkpoint: checkpoint.map { URL(fileURLWithPath: $0) }, seconds: seconds)
@@ -306,10 +366,10 @@ extension DPPOCommand {
                 let sampling = benchmarkSampling(denoisingSteps: [20, 100, 1000], batches: [1, 256], seconds: seconds, log: say)
                 if json {
                     let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys]
+                    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
                     let object: [String: Any] = ["offline_training": try JSONSerialization.jsonObject(with: encoder.encode(training)),
                                                  "sampling": try JSONSerialization.jsonObject(with: encoder.encode(sampling))]
-                    print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+                    print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
                 }
                 return
             }
@@ -334,10 +394,10 @@ extension DPPOCommand {
             let torch = compareTorch ? try runTorchBaseline() : nil
             if json {
                 let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
                 var object = try JSONSerialization.jsonObject(with: encoder.encode(report)) as! [String: Any]
                 if let torch { object["pytorch"] = torch }
-                print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+                print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
             } else if let torch {
                 print("PyTorch \(torch["torch_version"] ?? "?") on CPU, one thread, same network and shapes:")
                 for entry in torch["chain_sampling"] as? [[String: Any]] ?? [] {

@@ -120,6 +120,25 @@ final class ShardedUpdateTests: XCTestCase {
         XCTAssertEqual(first.statistics, second.statistics)
     }
 
+    /// `shouldStop` ends the update before the next minibatch, `abandoned`: asked before the first, nothing moves;
+    /// asked after a few, exactly that many minibatches ran.
+    func testAnUpdateStopsBeforeTheNextMinibatchWhenAsked() {
+        let (update, policy) = makeUpdate(shards: 2) { $0.targetKL = nil; $0.updateEpochs = 3 }
+        let batch = makeBatch(policy: policy, seed: 31)
+        let before = Array(policy.fineTuned.parameters.valueBuffer)
+        let stopped = update.update(batch: batch, iteration: 0, shouldStop: { true })
+        XCTAssertTrue(stopped.abandoned)
+        XCTAssertEqual(stopped.minibatches, 0)
+        XCTAssertEqual(Array(policy.fineTuned.parameters.valueBuffer), before, "no minibatch ran")
+        var asked = 0
+        let partial = update.update(batch: batch, iteration: 0, shouldStop: { asked += 1; return asked > 2 })
+        XCTAssertTrue(partial.abandoned)
+        XCTAssertEqual(partial.minibatches, 2)
+        let whole = update.update(batch: batch, iteration: 0)
+        XCTAssertFalse(whole.abandoned)
+        XCTAssertGreaterThan(whole.minibatches, 2)
+    }
+
     /// Async mode: old log-probabilities under several behaviour snapshots agree between 1 and 3 shards, and the
     /// current weights are back in place afterwards.
     func testBehaviourLogProbabilitiesAcrossShards() {

@@ -114,6 +114,67 @@ final class FaultRestartTests: XCTestCase {
         }
     }
 
+    /// SIGTERM the learner mid-run: within 10 s it writes a checkpoint of its last whole iteration and summary.json
+    /// (state `stopped`), tells the actors to shut down and exits 0; `--resume` with new actors then completes the run
+    /// with every iteration in metrics.jsonl exactly once. A second signal within the grace window changes nothing.
+    func testSIGTERMCheckpointsAndTheResumedRunCompletes() throws {
+        let binary = try Self.dppoBinary()
+        let (config, start) = try prepare(port: Self.basePort(block: 7))
+        let run = directory.appendingPathComponent("run")
+        let learner = try launch(binary, ["learner", "--config", config, "--run-dir", run.path, "--base-policy", start], log: "learner")
+        for index in 0..<2 { try launchActor(binary, config: config, index: index) }
+
+        try waitFor("the first iteration", in: learner) { self.metricsIterations(run).contains(1) }
+        kill(learner.process.processIdentifier, SIGTERM)
+        usleep(200_000)
+        kill(learner.process.processIdentifier, SIGTERM) // within the grace window: the same request
+        XCTAssertTrue(learner.wait(seconds: 10), "the learner must stop within 10 s of SIGTERM:\n\(logs())")
+        XCTAssertEqual(learner.status, 0, logs())
+        XCTAssertEqual(learner.process.terminationReason, .exit, "it exits, not killed by the signal")
+        let summary = try readJSON(run.appendingPathComponent("summary.json"))
+        XCTAssertEqual(summary["state"] as? String, "stopped")
+        XCTAssertEqual(summary["stopped_by"] as? String, "SIGTERM")
+        let done = try XCTUnwrap(summary["iterations_done"] as? Int)
+        XCTAssertLessThan(done, Self.iterations, "stopped before the end; make the test's run longer")
+        let checkpoint = try XCTUnwrap(summary["checkpoint"] as? String)
+        XCTAssertEqual(try Checkpoint.readInfo(from: URL(fileURLWithPath: checkpoint)).iteration, done)
+        XCTAssertEqual(try Checkpoint.latest(in: RunDirectory(url: run)).path, checkpoint)
+        XCTAssertEqual(metricsIterations(run), Array(0...done), "no record of an abandoned update")
+        for actor in children[1...2] {
+            XCTAssertTrue(actor.wait(seconds: 20), "actors are told to shut down:\n\(actor.logTail())")
+        }
+
+        let resumed = try launch(binary, ["learner", "--config", config, "--resume", run.path], log: "learner-resumed")
+        for index in 0..<2 { try launchActor(binary, config: config, index: index) }
+        XCTAssertTrue(resumed.wait(seconds: 60), "resumed learner did not finish:\n\(logs())")
+        XCTAssertEqual(resumed.status, 0, logs())
+        let final = try readJSON(run.appendingPathComponent("summary.json"))
+        XCTAssertEqual(final["state"] as? String, "finished")
+        XCTAssertEqual(final["env_steps"] as? Int, Self.iterations * Self.stepsPerIteration)
+        XCTAssertEqual(metricsIterations(run), Array(0...Self.iterations), "every iteration exactly once")
+    }
+
+    /// Two learners on one run directory: the second is refused (the directory is locked) and the first goes on.
+    func testASecondLearnerOnTheSameRunDirectoryIsRefused() throws {
+        let binary = try Self.dppoBinary()
+        let (config, start) = try prepare(port: Self.basePort(block: -1)) // 23000–23900: no other test binds there
+        let run = directory.appendingPathComponent("run")
+        let first = try launch(binary, ["learner", "--config", config, "--run-dir", run.path, "--base-policy", start], log: "learner")
+        try waitFor("the initial evaluation", in: first) { self.metricsIterations(run).contains(0) }
+        // Refused before it binds its ports, so it may name the same ones.
+        let second = try launch(binary, ["learner", "--config", config, "--run-dir", run.path, "--base-policy", start], log: "second")
+        XCTAssertTrue(second.wait(seconds: 30), second.logTail())
+        XCTAssertNotEqual(second.status, 0)
+        XCTAssertTrue(second.log().contains("is in use by learner pid \(first.process.processIdentifier)"), second.logTail())
+        XCTAssertTrue(first.isRunning, first.logTail())
+        first.kill()
+        // Once it is gone, a new run in the same directory is refused for holding one, and --resume is the way on.
+        let third = try launch(binary, ["learner", "--config", config, "--run-dir", run.path, "--base-policy", start], log: "third")
+        XCTAssertTrue(third.wait(seconds: 30), third.logTail())
+        XCTAssertNotEqual(third.status, 0)
+        XCTAssertTrue(third.log().contains("holds a run already"), third.logTail())
+    }
+
     /// The batch rule of `Learner.collectBatch`, message by message: a stream restarted from step 0 replaces the
     /// partial one, a segment that does not continue its stream is dropped, and so is anything after a complete one.
     func testBatchKeepsOnlyCompleteContiguousStreams() throws {

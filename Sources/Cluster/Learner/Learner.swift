@@ -33,6 +33,8 @@ public final class Learner {
     let ranks: LearnerRanks?
     /// What the running job last logged about rejections (`reportRejections`).
     var rejectionReport = RejectionReport()
+    /// This process's hold on the run directory (`RunDirectory.lock`).
+    let lock: RunLock
 
     /// Messages taken off `trajectories` since the learner started, and how many of them (or of the segments they
     /// carried) were dropped, under any reason. Readable from any thread.
@@ -55,6 +57,11 @@ public final class Learner {
     init(config: RunConfig, run: RunDirectory, checkpoint: URL, resume: Bool, group: MPIGroup? = nil) throws {
         if let group, group.size > 1, config.cluster.isAsync {
             throw ConfigError("several learner ranks need cluster.sync: strict (async batches mix policy versions, which one rank scores)")
+        }
+        lock = try run.lock(job: resume ? "learner (resumed)" : "learner")
+        if !resume, let size = try? FileManager.default.attributesOfItem(atPath: run.metrics.path)[.size] as? Int, size > 0 {
+            throw RunDirectoryError("\(run.url.path) holds a run already (metrics.jsonl): continue it with --resume \(run.url.path), "
+                                    + "or start this one in a new directory")
         }
         self.config = config
         ranks = group.map { LearnerRanks(group: $0) }
@@ -129,14 +136,47 @@ public final class Learner {
         var lastEvaluation = resumed?.lastEvaluation ?? initial
         try publishWeights(version: weights.version, control: control, publisher: sockets.weights)
 
+        // SIGTERM or SIGINT (`StopRequest`, installed by `dppo learner`): checkpoint the last whole iteration, write
+        // summary.json, tell the actors to shut down, return. `snapshot`: that state, kept before an update abandoned.
+        func stop(afterIteration done: Int, snapshot: Checkpoint.Encoded?) throws -> [String: Any] {
+            let signal = StopRequest.name(of: StopRequest.requestedSignal ?? SIGTERM)
+            let url = run.checkpoints.appendingPathComponent("itr-\(done).safetensors")
+            if let snapshot {
+                try snapshot.write(to: url)
+            } else {
+                try saveCheckpoint(name: "itr-\(done)", iteration: done, initial: initial, last: lastEvaluation,
+                                   wallSeconds: Date().timeIntervalSince(started))
+            }
+            log("learner: \(signal): stopped after iteration \(done) of \(config.train.iterations)"
+                + (snapshot == nil ? "" : ", abandoning iteration \(done + 1)'s update")
+                + "; checkpoint \(url.lastPathComponent) (continue with --resume \(run.url.path))")
+            _ = ranks?.shareWork(iteration: nil, batch: assembler.batch)
+            control.publish { $0.shuttingDown = true }
+            broadcastShutdown(publisher: sockets.weights)
+            return try writeSummary(initial: initial, last: lastEvaluation, started: started, control: control,
+                                    stop: (signal, done, url), log: log)
+        }
+
         for iteration in (resumed?.iteration ?? 0)..<config.train.iterations {
             let iterationStart = Date()
-            let episodeReturns = try collectBatch(receiver: receiver, publisher: sockets.weights, control: control, log: log)
+            let episodeReturns: [Double]
+            do {
+                episodeReturns = try collectBatch(receiver: receiver, publisher: sockets.weights, control: control, log: log)
+            } catch is StopRequested {
+                return try stop(afterIteration: iteration, snapshot: nil)
+            }
             let rolloutSeconds = Date().timeIntervalSince(iterationStart)
             let updateStart = Date()
             _ = ranks?.shareWork(iteration: iteration, batch: assembler.batch)
+            // A stop mid-update abandons it; the state from before it is what the checkpoint then holds. Several
+            // ranks finish the update together instead (they wait on each other inside it).
+            let snapshot = StopRequest.isInstalled && ranks == nil
+                ? try encodeCheckpoint(iteration: iteration, initial: initial, last: lastEvaluation, wallSeconds: Date().timeIntervalSince(started))
+                : nil
             let statistics = update.update(batch: assembler.batch, iteration: iteration,
-                                           behaviour: weights.behaviourPolicies(rowVersions: assembler.rowVersions))
+                                           behaviour: weights.behaviourPolicies(rowVersions: assembler.rowVersions),
+                                           shouldStop: { snapshot != nil && StopRequest.isRequested })
+            if statistics.abandoned { return try stop(afterIteration: iteration, snapshot: snapshot) }
             try ranks?.checkAgreement(update: update, iteration: iteration + 1)
             let updateSeconds = Date().timeIntervalSince(updateStart)
             environmentSteps += assembler.batch.count * config.environment.actSteps
@@ -156,6 +196,7 @@ public final class Learner {
                 try saveCheckpoint(name: isLast ? "final" : "itr-\(iteration + 1)", iteration: iteration + 1, initial: initial,
                                    last: lastEvaluation, wallSeconds: Date().timeIntervalSince(started))
             }
+            if StopRequest.isRequested && !isLast { return try stop(afterIteration: iteration + 1, snapshot: nil) }
         }
         // An error thrown before this point ends every rank at once (`MPIGroup.abort`, from the learner command); a rank
         // that crashes is noticed by mpirun, which stops the others (under srun: --kill-on-bad-exit).

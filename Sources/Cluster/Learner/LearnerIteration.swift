@@ -73,6 +73,7 @@ extension Learner {
         try announceChanges()
         var lastNotice = Date()
         while !assembler.isComplete {
+            if StopRequest.isRequested { throw StopRequested() }
             let positions = { (actor: Int) in
                 control.report(actor: actor).map { BatchAssembler.ActorPosition(policyVersion: $0.policyVersion, sequence: $0.sequence) }
             }
@@ -177,6 +178,12 @@ extension Learner {
     }
 
     func saveCheckpoint(name: String, iteration: Int, initial: EvaluationResult, last: EvaluationResult, wallSeconds: Double) throws {
+        try encodeCheckpoint(iteration: iteration, initial: initial, last: last, wallSeconds: wallSeconds)
+            .write(to: run.checkpoints.appendingPathComponent("\(name).safetensors"))
+    }
+
+    /// The checkpoint of the learner's state now, after `iteration` iterations, in memory.
+    func encodeCheckpoint(iteration: Int, initial: EvaluationResult, last: EvaluationResult, wallSeconds: Double) throws -> Checkpoint.Encoded {
         var info = CheckpointInfo(kind: "finetune", iteration: iteration, policyVersion: weights.version, environmentSteps: environmentSteps,
                                   model: model, normalization: normalization, actorOptimizerStep: update.actorOptimizer.step,
                                   criticOptimizerStep: update.criticOptimizer.step, rewardScaler: update.rewardScaler, evalReturn: last.meanReturn)
@@ -187,12 +194,13 @@ extension Learner {
         info.lastEvaluation = last
         info.wallSeconds = wallSeconds
         info.droppedSegments = drops.byReason
-        try Checkpoint.save(model: model, update: update, info: info, to: run.checkpoints.appendingPathComponent("\(name).safetensors"))
+        return try Checkpoint.encode(model: model, update: update, info: info)
     }
 
     /// Writes summary.json and logs the run's last line.
+    /// `stop`: the signal that ended the run early and the checkpoint it left (`--resume` continues from it).
     func writeSummary(initial: EvaluationResult, last: EvaluationResult, started: Date, control: ControlServer,
-                      log: (String) -> Void) throws -> [String: Any] {
+                      stop: (signal: String, iterations: Int, checkpoint: URL)? = nil, log: (String) -> Void) throws -> [String: Any] {
         var summary: [String: Any] = [
             "initial_eval_return": initial.meanReturn, "initial_eval_return_std": initial.stdReturn,
             "final_eval_return": last.meanReturn, "final_eval_return_std": last.stdReturn,
@@ -211,9 +219,15 @@ extension Learner {
                                           "max_log_probability_difference": finite(selfTest.logProbabilityDifference)]
         }
         if let resumed { summary["resumed_from_iteration"] = resumed.iteration }
-        let data = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
+        summary["state"] = stop == nil ? "finished" : "stopped"
+        if let stop {
+            summary["stopped_by"] = stop.signal
+            summary["iterations_done"] = stop.iterations
+            summary["checkpoint"] = stop.checkpoint.path
+        }
+        let data = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         try data.write(to: run.summary, options: .atomic)
-        log(String(format: "learner: done in %.0f s, %d env steps; eval return %.1f → %.1f; run directory %@",
+        log(String(format: "learner: %@ in %.0f s, %d env steps; eval return %.1f → %.1f; run directory %@", stop == nil ? "done" : "stopped",
                    Date().timeIntervalSince(started), environmentSteps, initial.meanReturn, last.meanReturn, run.url.path))
         return summary
     }

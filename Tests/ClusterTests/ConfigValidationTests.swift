@@ -1,0 +1,187 @@
+import XCTest
+@testable import Cluster
+import Algorithms
+
+/// Every declared key against values a user might type by mistake, and the CLI's answer to the reproductions of
+/// the hardening issue: one line, exit 64, never a trap, a hang or a usage dump.
+final class ConfigValidationTests: XCTestCase {
+    /// The values the fuzz sets each key to, as `--set key=VALUE` text: negative, zero, huge, NaN, empty, a wrong
+    /// type (a list, a mapping), a wrong word.
+    static let fuzzValues = ["-1", "0", "1e300", "99999999999999999999", ".nan", "", "[1, 2]", "{a: 1}", "not-a-choice", "-0.5"]
+
+    func testEveryKeyRefusesOutOfRangeValuesWithOneLineOrAcceptsThem() throws {
+        var refused = 0, accepted = 0
+        for option in RunConfig.options {
+            for text in ConfigValidationTests.fuzzValues {
+                let override = "\(option.key)=\(text)"
+                do {
+                    let config = try RunConfig.parse(yaml: "", overrides: [override])
+                    accepted += 1
+                    // Accepted: the value is what the key now resolves to, and it is inside what the key allows.
+                    let resolved = try config.resolvedValue(of: option.key)
+                    XCTAssertEqual(try option.value(from: Self.yaml(text)), resolved, override)
+                    Self.assertInside(option.kind, resolved, override)
+                } catch let error as ConfigError {
+                    refused += 1
+                    XCTAssertFalse(error.description.contains("\n"), "one line: \(error)")
+                    XCTAssertTrue(error.description.contains(option.key) || error.description.contains("ft_denoising_steps")
+                                  || error.description.contains("batch would hold") || error.description.contains("must be"),
+                                  "\(override): the message names the key: \(error)")
+                }
+            }
+        }
+        XCTAssertGreaterThan(refused, 8 * RunConfig.options.count, "most fuzz values are refused")
+        XCTAssertGreaterThan(accepted, 40, "in-range ones (0, -1 for a text key, empty paths) are accepted")
+    }
+
+    func testNonFiniteAndOutOfRangeNumbersAreRefusedForEveryNumericKey() {
+        for option in RunConfig.options {
+            let bad: [String]
+            switch option.kind {
+            case .number(let range), .optionalNumber(let range):
+                bad = [".nan", ".inf", "-.inf", NumberRange.format(range.upper + max(1, abs(range.upper))), "[0.5]", "'0.5'"]
+            case .integer(let range):
+                bad = ["0.5", ".nan", "true", "'1'"] + (range.lowerBound > Int.min ? [String(range.lowerBound - 1)] : [])
+                    + (range.upperBound < Int.max ? [String(range.upperBound + 1)] : [])
+            default: continue
+            }
+            for text in bad {
+                XCTAssertThrowsError(try RunConfig.parse(yaml: "", overrides: ["\(option.key)=\(text)"]), "\(option.key)=\(text)") { error in
+                    XCTAssertTrue("\(error)".contains(option.key), "\(error)")
+                }
+            }
+        }
+    }
+
+    /// The reproductions of the hardening issue, as the user typed them: one line on stderr naming the key, exit 64.
+    func testReproductionsEndInOneLineAndExit64() throws {
+        let binary = try FaultRestartTests.dppoBinary()
+        let config = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../configs/pendulum/finetune.yaml").path
+        let cases: [([String], String)] = [
+            (["pretrain", "--config", config, "--set", "seed=-1"], "seed"),
+            (["pretrain", "--config", config, "--set", "pretrain.n_epochs=-2"], "pretrain.n_epochs"),
+            (["pretrain", "--config", config, "--set", "pretrain.batch_size=0"], "pretrain.batch_size"),
+            (["pretrain", "--config", config, "--set", "train.gamma=1.5"], "train.gamma"),
+            (["pretrain", "--config", config, "--set", "train.actor_lr=-1"], "train.actor_lr"),
+            (["pretrain", "--config", config, "--set", "pretrain.learning_rate=-1"], "pretrain.learning_rate"),
+            (["pretrain", "--config", config, "--set", "pretrain.ema_decay=2"], "pretrain.ema_decay"),
+            (["eval", "--config", config, "--checkpoint", "none.safetensors", "--episodes", "0"], "--episodes"),
+            (["learner", "--config", config, "--set", "cluster.actors=0"], "cluster.actors"),
+            (["config", "get", "--config", config, "--set", "train.n_train_itrs=3", "seed"], "train.n_train_itr"),
+            (["pretrain", "--config", "/nonexistent/config.yaml"], "/nonexistent/config.yaml"),
+        ]
+        for (arguments, key) in cases {
+            let process = Process()
+            process.executableURL = binary
+            process.arguments = arguments
+            let errors = Pipe(), output = Pipe()
+            process.standardError = errors
+            process.standardOutput = output
+            try process.run()
+            let deadline = Date().addingTimeInterval(30)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit(); XCTFail("\(arguments) hung"); continue }
+            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            XCTAssertEqual(process.terminationStatus, 64, "\(arguments): \(text)")
+            XCTAssertEqual(process.terminationReason, .exit, "\(arguments) ended by a signal")
+            let lines = text.split(separator: "\n")
+            XCTAssertEqual(lines.count, 1, "\(arguments): one line, no usage and no backtrace: \(text)")
+            XCTAssertTrue(text.contains(key), "\(arguments): names \(key): \(text)")
+            XCTAssertFalse(text.contains("Usage"), text)
+        }
+    }
+
+    func testTyposSuggestTheNearestKey() {
+        XCTAssertThrowsError(try RunConfig.parse(yaml: "train:\n  actor_lrr: 1e-4\n")) { error in
+            XCTAssertTrue("\(error)".contains("did you mean train.actor_lr?"), "\(error)")
+        }
+        XCTAssertThrowsError(try RunConfig.parse(yaml: "trian:\n  n_steps: 3\n")) { error in
+            XCTAssertTrue("\(error)".contains("'trian'"), "\(error)")
+        }
+        XCTAssertEqual(RunConfig.editDistance("kitten", "sitting"), 3)
+        XCTAssertEqual(RunConfig.editDistance("", "abc"), 3)
+    }
+
+    /// The schedules keep their sub-keys checked, and `config show` prints a config that reads back the same.
+    func testSchedulesAreCheckedAndRoundTrip() throws {
+        let config = try RunConfig.parse(yaml: "train:\n  actor_lr_scheduler: {first_cycle_steps: 10, warmup_steps: 2, min_lr: 1e-5}\n")
+        XCTAssertEqual(config.train.dppo.actorSchedule, LearningRateSchedule(firstCycleSteps: 10, warmupSteps: 2, minLearningRate: 1e-5))
+        XCTAssertNil(config.train.dppo.criticSchedule)
+        let again = try RunConfig.parse(yaml: try config.resolvedValuesYAML())
+        XCTAssertEqual(again.train.dppo.actorSchedule, config.train.dppo.actorSchedule)
+        for bad in ["{first_cycle_steps: 2, warmup_steps: 2}", "{first_cycle_steps: 3, min_lr: -1}", "{first_cycle_step: 3}", "3"] {
+            XCTAssertThrowsError(try RunConfig.parse(yaml: "", overrides: ["train.actor_lr_scheduler=\(bad)"]), bad)
+        }
+    }
+
+    /// The hash covers exactly the keys declared `hashed`: changing one changes it, changing another does not.
+    func testCompatibilityHashFollowsTheDeclarations() throws {
+        let base = try RunConfig.parse(yaml: "").compatibilityHash
+        XCTAssertNotEqual(try RunConfig.parse(yaml: "", overrides: ["model.std_min=0.02"]).compatibilityHash, base,
+                          "std_min is hashed (the hand-built hash missed it)")
+        XCTAssertNotEqual(try RunConfig.parse(yaml: "", overrides: ["cluster.sync=async"]).compatibilityHash, base)
+        XCTAssertEqual(try RunConfig.parse(yaml: "", overrides: ["train.actor_lr=0.001", "cluster.actors=5", "threads=2"]).compatibilityHash, base,
+                       "learner-only and bookkeeping keys are not")
+        // The documented algorithm (docs/wire-format.md): FNV-1a 64 over `key=value\n` lines of the hashed keys.
+        var text = ""
+        let config = try RunConfig.parse(yaml: "")
+        for option in RunConfig.options where option.hashed { text += "\(option.key)=\(try config.resolvedValue(of: option.key).text)\n" }
+        XCTAssertTrue(text.hasPrefix("env.task=pendulum\nenv.version=v5\nenv.gym_id=\nenv.gym_kwargs={}\nenv.n_envs=16\n"), text)
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        XCTAssertEqual(hash, base)
+    }
+
+    /// A batch too big for memory is refused before any work, with the keys to lower named.
+    func testAnOversizedBatchIsRefusedUpFront() {
+        XCTAssertThrowsError(try RunConfig.parse(yaml: "", overrides: ["cluster.actors=1024", "env.n_envs=4096", "train.n_steps=1000"])) { error in
+            XCTAssertTrue("\(error)".contains("train.n_steps"), "\(error)")
+        }
+    }
+
+    /// The tables of docs/configuration.md are the declarations, rendered.
+    func testConfigurationDocsAreGeneratedFromTheDeclarations() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../docs/configuration.md")
+        let text = try String(contentsOf: path, encoding: .utf8)
+        XCTAssertTrue(text.contains(RunConfig.optionsMarkdown()),
+                      "docs/configuration.md is out of date: run `dppo config docs --update docs/configuration.md`")
+        for option in RunConfig.options {
+            XCTAssertTrue(text.contains("`\(option.key.split(separator: ".").last!)`") || text.contains("`\(option.key)`"), option.key)
+        }
+    }
+
+    /// What `--set key=TEXT` puts in the YAML tree.
+    static func yaml(_ text: String) -> Any? {
+        var root: [String: Any] = [:]
+        try? RunConfig.apply(override: "x=\(text)", to: &root)
+        return root["x"]
+    }
+
+    static func assertInside(_ kind: ConfigKind, _ value: ConfigValue, _ message: String, file: StaticString = #filePath, line: UInt = #line) {
+        switch (kind, value) {
+        case (.integer(let range), .int(let integer)): XCTAssertTrue(range.contains(integer), message, file: file, line: line)
+        case (.number(let range), .double(let number)), (.optionalNumber(let range), .double(let number)):
+            XCTAssertTrue(range.contains(number), message, file: file, line: line)
+        case (.choice(let choices), .string(let text)): XCTAssertTrue(choices.contains(text), message, file: file, line: line)
+        default: break
+        }
+    }
+}
+
+/// A DPPO reference dataset is stored normalised; pretraining on it without its normalization.npz would train on the
+/// wrong units, so it is refused with the fix in the message.
+final class ReferenceDatasetTrapTests: XCTestCase {
+    func testAReferenceNPZWithoutItsNormalizationIsRefused() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../DatasetsTests/Fixtures")
+        let stored = fixtures.appendingPathComponent("train_stored.npz").path
+        var config = try RunConfig.parse(yaml: "", overrides: ["pretrain.dataset=\(stored)"])
+        XCTAssertThrowsError(try loadPretrainingData(config: config)) { error in
+            XCTAssertTrue("\(error)".contains("pretrain.normalization_path"), "\(error)")
+        }
+        config.pretrain.normalizationPath = fixtures.appendingPathComponent("normalization.npz").path
+        XCTAssertThrowsError(try loadPretrainingData(config: config)) { error in
+            // Past the trap: this 2-D fixture then does not fit Pendulum's 3-D observations.
+            XCTAssertTrue("\(error)".contains("state dim 2"), "\(error)")
+        }
+    }
+}
