@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "EnvironmentsTests", dependencies: ["Environments"]),
         .testTarget(name: "AlgorithmsTests", dependencies: ["Algorithms"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport"]),
-        .testTarget(name: "ClusterTests", dependencies: ["Cluster"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "ParityTests", dependencies: ["Diffusion", "Algorithms", "Networks", "Tensors"], resources: [.copy("Fixtures")]),
         .testTarget(name: "OfflineTests", dependencies: ["Offline", "Diffusion", "Networks", "Tensors", "Datasets", "ReferenceNetworks"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Networks", "Tensors"], resources: [.copy("Fixtures")]),

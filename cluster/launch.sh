@@ -4,14 +4,15 @@
 # Ctrl-C, on error, or when the learner exits.
 #
 #   cluster/launch.sh CONFIG [--actors N] [--set key=value ...]
-#   cluster/launch.sh CONFIG --resume RUN_DIR    # continue a run from its latest checkpoint
+#   cluster/launch.sh CONFIG --resume RUN_DIR    # continue a run from its latest checkpoint (config changes that
+#                                                # change the computation need --allow-changes)
 #   cluster/launch.sh CONFIG --learner-ranks N   # the learner as N MPI processes (mpirun; docs/learner-scaling.md)
 set -euo pipefail
 # The body is one compound command, so bash reads all of it before running: editing this file while a
 # run is going cannot change (or break) that run.
 {
 
-usage() { echo "usage: $0 CONFIG [--actors N] [--learner-ranks N] [--bin PATH] [--run-dir DIR | --resume DIR] [--set key=value ...]" >&2; exit 2; }
+usage() { echo "usage: $0 CONFIG [--actors N] [--learner-ranks N] [--bin PATH] [--run-dir DIR | --resume DIR [--allow-changes]] [--set key=value ...]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 config=$1; shift
 actors=""
@@ -19,6 +20,7 @@ bin="${DPPO_BIN:-.build/release/dppo}"
 run_dir=""
 resume=""
 ranks=1
+allow_changes=()
 overrides=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -27,6 +29,7 @@ while [ $# -gt 0 ]; do
     --run-dir) run_dir=$2; shift 2 ;;
     --resume) resume=$2; shift 2 ;;
     --learner-ranks) ranks=$2; shift 2 ;;
+    --allow-changes) allow_changes=(--allow-changes); shift ;;
     --set) overrides+=(--set "$2"); shift 2 ;;
     *) usage ;;
   esac
@@ -78,7 +81,7 @@ trap cleanup EXIT
 trap on_signal INT TERM
 
 if [ -n "$resume" ]; then
-  learner_start=(--resume "$run_dir")
+  learner_start=(--resume "$run_dir" ${allow_changes[@]+"${allow_changes[@]}"})
   echo "launch: resuming $run_dir from its latest checkpoint"
 elif [ -z "$checkpoint" ]; then
   "$bin" pretrain --config "$config" "${overrides[@]}" --output "$run_dir/pretrain" 2>&1 | tee "$run_dir/logs/pretrain.log"

@@ -89,6 +89,10 @@ public struct ConfigOption: @unchecked Sendable {
     public let kind: ConfigKind
     /// Part of `RunConfig.compatibilityHash`: actors and learner must agree on it.
     public let hashed: Bool
+    /// Bookkeeping (iterations, evaluation and checkpoint cadence, ports, timeouts, threads, paths read only at the
+    /// start): `--resume` may change it. Any other key changes the computation, and `--resume` refuses to change it
+    /// without `--allow-changes`.
+    public var changeableOnResume = false
     public let help: String
     let read: (RunConfig) -> ConfigValue
     let write: (inout RunConfig, ConfigValue) -> Void
@@ -281,6 +285,13 @@ extension ConfigOption {
                      })
     }
 
+    /// The same key, marked as bookkeeping that `--resume` may change (`changeableOnResume`).
+    var bookkeeping: ConfigOption {
+        var option = self
+        option.changeableOnResume = true
+        return option
+    }
+
     static func retired(_ key: String, _ replacement: String) -> ConfigOption {
         ConfigOption(key: key, kind: .retired(replacement), hashed: false, help: replacement, read: { _ in .null }, write: { _, _ in })
     }
@@ -303,12 +314,13 @@ extension RunConfig {
                 if case .retired = option.kind { return false }
                 return prefix.isEmpty ? !option.key.contains(".") : option.key.hasPrefix(prefix)
             }
-            lines += ["", "## \(title)", "| key | default | accepts | hash | meaning |", "|---|---|---|---|---|"]
+            lines += ["", "## \(title)", "| key | default | accepts | hash | resume | meaning |", "|---|---|---|---|---|---|"]
             for option in members {
                 let name = String(option.key.dropFirst(prefix.count))
                 let shown = option.defaultValue.text
                 let value = shown.isEmpty ? "\"\"" : "`\(shown)`"
-                lines.append("| `\(name)` | \(cell(value)) | \(cell(option.kind.allowed)) | \(option.hashed ? "yes" : "") | \(cell(option.help)) |")
+                lines.append("| `\(name)` | \(cell(value)) | \(cell(option.kind.allowed)) | \(option.hashed ? "yes" : "") | "
+                             + "\(option.changeableOnResume ? "may change" : "") | \(cell(option.help)) |")
             }
         }
         let retired = options.filter { if case .retired = $0.kind { return true } else { return false } }

@@ -51,14 +51,21 @@ func printJSON<Value: Encodable>(_ value: Value) throws {
 }
 
 struct ConfigOptions: ParsableArguments {
-    @Option(name: .long, help: "YAML config file (see configs/).")
-    var config: String
+    @Option(name: .long, help: "YAML config file (see configs/); with --resume, the run's own config.yaml when omitted.")
+    var config: String?
 
     @Option(name: [.customLong("set")], help: "Override a config key, e.g. --set train.n_train_itr=10 (repeatable).")
     var overrides: [String] = []
 
     func load() throws -> RunConfig {
-        try RunConfig.load(path: config, overrides: overrides)
+        guard let config else { throw ValidationError("--config CONFIG is required (a YAML file, see configs/)") }
+        return try RunConfig.load(path: config, overrides: overrides)
+    }
+
+    /// The config of a run continued with `--resume RUN`: checked against RUN/config.yaml (`ConfigResume`).
+    /// `record`: log the accepted changes and append them to config-history.yaml (learner rank 0 only).
+    func loadResuming(_ run: RunDirectory, allowChanges: Bool, record: Bool = true) throws -> RunConfig {
+        try ConfigResume.load(run: run, config: config, overrides: overrides, allowChanges: allowChanges, record: record)
     }
 }
 
@@ -90,6 +97,8 @@ extension DPPOCommand {
         var runDir: String?
         @Option(help: "Continue the run in this directory from its last evaluation (checkpoints/resume-state.safetensors); raise offline.n_steps to train on past its end.")
         var resume: String?
+        @Flag(help: "With --resume: accept config changes that change the computation (learning rates, architecture, …), logged to config-history.yaml.")
+        var allowChanges = false
 
         /// Checked first in `run`, so a refused flag value is one line and exit 64 (`DPPOCommand.main`).
         func checkFlags() throws {
@@ -99,11 +108,12 @@ extension DPPOCommand {
         func run() throws {
             try checkFlags()
             StopRequest.install(log: Cluster.log)
-            let config = try options.load()
             if let resume {
-                try runOffline(config: config, run: try RunDirectory(url: URL(fileURLWithPath: resume)), resume: true)
+                let run = try RunDirectory(url: URL(fileURLWithPath: resume))
+                try runOffline(config: try options.loadResuming(run, allowChanges: allowChanges), run: run, resume: true)
                 return
             }
+            let config = try options.load()
             let run = try runDir.map { try RunDirectory(url: URL(fileURLWithPath: $0)) } ?? RunDirectory.create(root: "runs", name: config.name, seed: config.seed)
             try runOffline(config: config, run: run)
         }
@@ -118,6 +128,8 @@ extension DPPOCommand {
         var basePolicy: String?
         @Option(help: "Continue the run in this directory from its latest checkpoint (actors reconnect by themselves).")
         var resume: String?
+        @Flag(help: "With --resume: accept config changes that change the computation (learning rates, architecture, …), logged to config-history.yaml.")
+        var allowChanges = false
 
         /// Checked first in `run`, so a refused flag value is one line and exit 64 (`DPPOCommand.main`).
         func checkFlags() throws {
@@ -129,9 +141,12 @@ extension DPPOCommand {
         func run() throws {
             try checkFlags()
             StopRequest.install(log: Cluster.log)
-            let config = try options.load()
             // Started by mpirun (or srun) as several ranks: rank 0 is the learner, the others share its updates.
-            guard let group = MPIGroup.launched() else { return try runLearner(config: config, group: nil) }
+            let launched = MPIGroup.launched()
+            let config = try resume.map {
+                try options.loadResuming(try RunDirectory(url: URL(fileURLWithPath: $0)), allowChanges: allowChanges, record: (launched?.rank ?? 0) == 0)
+            } ?? options.load()
+            guard let group = launched else { return try runLearner(config: config, group: nil) }
             do {
                 if group.rank == 0 {
                     try runLearner(config: config, group: group)

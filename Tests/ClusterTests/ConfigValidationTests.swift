@@ -1,6 +1,7 @@
 import XCTest
 @testable import Cluster
 import Algorithms
+import Yams
 
 /// Every declared key against values a user might type by mistake, and the CLI's answer to the reproductions of
 /// the hardening issue: one line, exit 64, never a trap, a hang or a usage dump.
@@ -183,5 +184,65 @@ final class ReferenceDatasetTrapTests: XCTestCase {
             // Past the trap: this 2-D fixture then does not fit Pendulum's 3-D observations.
             XCTAssertTrue("\(error)".contains("state dim 2"), "\(error)")
         }
+    }
+}
+
+/// `--resume` reads the run's config: bookkeeping may change, anything else needs `--allow-changes`, and every
+/// accepted change lands in config-history.yaml.
+final class ConfigResumeTests: XCTestCase {
+    func makeRun() throws -> RunDirectory {
+        let run = try RunDirectory(url: try makeTemporaryDirectory("dppo-resume"))
+        try RunConfig.parse(yaml: "name: resumed\ntrain: {n_train_itr: 5, actor_lr: 1.0e-4}\n").resolvedYAML
+            .write(to: run.config, atomically: true, encoding: .utf8)
+        return run
+    }
+
+    func testBookkeepingChangesAreAcceptedAndRecorded() throws {
+        let run = try makeRun()
+        var lines: [String] = []
+        let config = try ConfigResume.load(run: run, config: nil, overrides: ["train.n_train_itr=9", "threads=1"], allowChanges: false,
+                                           log: { lines.append($0) })
+        XCTAssertEqual(config.train.iterations, 9)
+        XCTAssertEqual(config.train.dppo.actorLearningRate, 1e-4, "the run's own value, not the default")
+        XCTAssertEqual(lines, ["resume: threads auto → 1", "resume: train.n_train_itr 5 → 9"])
+        let history = try String(contentsOf: run.url.appendingPathComponent("config-history.yaml"), encoding: .utf8)
+        XCTAssertTrue(history.contains("train.n_train_itr:") && history.contains("from: '5'") && history.contains("to: '9'"), history)
+        _ = try ConfigResume.load(run: run, config: nil, overrides: ["train.val_freq=3"], allowChanges: false, log: { _ in })
+        let entries = try XCTUnwrap(try Yams.load(yaml: String(contentsOf: run.url.appendingPathComponent("config-history.yaml"),
+                                                               encoding: .utf8)) as? [[String: Any]])
+        XCTAssertEqual(entries.count, 2, "appended, oldest first")
+    }
+
+    func testComputationChangesNeedAllowChanges() throws {
+        let run = try makeRun()
+        XCTAssertThrowsError(try ConfigResume.load(run: run, config: nil, overrides: ["train.actor_lr=0.1"], allowChanges: false, log: { _ in })) { error in
+            XCTAssertTrue("\(error)".contains("train.actor_lr 0.0001 → 0.1"), "\(error)")
+            XCTAssertTrue("\(error)".contains("--allow-changes"), "\(error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run.url.appendingPathComponent("config-history.yaml").path), "nothing recorded")
+        let config = try ConfigResume.load(run: run, config: nil, overrides: ["train.actor_lr=0.1"], allowChanges: true, log: { _ in })
+        XCTAssertEqual(config.train.dppo.actorLearningRate, 0.1)
+        let history = try String(contentsOf: run.url.appendingPathComponent("config-history.yaml"), encoding: .utf8)
+        XCTAssertTrue(history.contains("train.actor_lr"), history)
+        // A whole other config file counts the same way: the shipped default differs from this run in its name and more.
+        let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../configs/pendulum/finetune.yaml").path
+        XCTAssertThrowsError(try ConfigResume.load(run: run, config: shipped, overrides: [], allowChanges: false, log: { _ in }))
+    }
+
+    func testTheLearnerRefusesAChangedResumeWithOneLine() throws {
+        let binary = try FaultRestartTests.dppoBinary()
+        let run = try makeRun()
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["learner", "--resume", run.url.path, "--set", "model.mlp_dims=[64, 64, 64]"]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = Pipe()
+        try process.run()
+        process.waitUntilExit()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(process.terminationStatus, 64, text)
+        XCTAssertEqual(text.split(separator: "\n").count, 1, text)
+        XCTAssertTrue(text.contains("model.mlp_dims [256, 256, 256] → [64, 64, 64]"), text)
     }
 }
