@@ -63,7 +63,7 @@ ssh_command=${DPPO_SSH:-ssh}  # tests replace ssh with a stand-in that enters a 
 [ -f "$config" ] || fail "config $config not found"
 [ -n "$hosts_file" ] || fail "--hosts HOSTFILE is required (one 'host actors=N [bin=PATH] [user=U]' line per machine)"
 [ -f "$hosts_file" ] || fail "host file $hosts_file not found"
-$print_plan || [ -x "$bin" ] || fail "$bin is not built (swift build -c release)"
+[ -x "$bin" ] || fail "$bin is not built (swift build -c release); it also resolves the config, --print-plan included"
 [ -z "${DPPO_CLUSTER_KEY:-}" ] || fail "DPPO_CLUSTER_KEY would have to reach the actors on a command line; put the key in a file on every host and set DPPO_CLUSTER_KEY_FILE (README, Launching across machines)"
 if [ -n "$resume" ]; then
   [ -z "$run_dir" ] || fail "--resume continues the run in its own directory; drop --run-dir"
@@ -98,18 +98,13 @@ for n in "${host_actors[@]}"; do total_actors=$((total_actors + n)); done
 [ "$total_actors" -gt 0 ] || fail "$hosts_file names no actors"
 overrides+=(--set "cluster.actors=$total_actors")
 
-# What the launcher needs from the config: name, checkpoint, the address the learner binds, a key file.
-name=$(awk '/^name:/ {print $2; exit}' "$config"); name=${name:-dppo}
-checkpoint=$(awk '/^pretrain:/ {p=1} p && /^[[:space:]]+checkpoint:/ {gsub(/"/,"",$2); print $2; exit}' "$config")
-bind_host=$(awk '/^cluster:/ {c=1} c && /^[[:space:]]+host:/ {gsub(/["'\'']/,"",$2); print $2; exit}' "$config")
-key_file=$(awk '/^cluster:/ {c=1} c && /^[[:space:]]+key_file:/ {print $2; exit}' "$config")
-for ((i = 1; i < ${#overrides[@]}; i += 2)); do
-  case "${overrides[$i]}" in
-    pretrain.checkpoint=*) checkpoint=${overrides[$i]#pretrain.checkpoint=} ;;
-    cluster.host=*) bind_host=${overrides[$i]#cluster.host=} ;;
-    cluster.key_file=*) key_file=${overrides[$i]#cluster.key_file=} ;;
-  esac
-done
+# What the launcher needs from the resolved config (file, then --set, then defaults), from the binary.
+source "$(dirname "$0")/lib.sh"
+name=$(config_value name)
+checkpoint=$(config_value pretrain.checkpoint)
+bind_host=$(config_value cluster.host)
+key_file=$(config_value cluster.key_file)
+allow_unauthenticated=$(config_value cluster.allow_unauthenticated)
 # Remote actors can never reach a loopback address: the learner then listens on every interface.
 learner_overrides=()
 case "${bind_host:-127.0.0.1}" in
@@ -117,7 +112,8 @@ case "${bind_host:-127.0.0.1}" in
 esac
 learner_address=${learner_address:-$(hostname -f 2>/dev/null || hostname)}
 if [ -z "$key_file" ] && [ -z "${DPPO_CLUSTER_KEY_FILE:-}" ]; then
-  echo "launch-ssh: warning: no cluster key; anyone who can reach the learner's ports can inject data (README, Launching across machines)" >&2
+  [ "$allow_unauthenticated" = true ] || fail "no cluster key: the learner listens on every interface, so anyone who reaches its ports could send it data; set DPPO_CLUSTER_KEY_FILE or cluster.key_file (openssl rand -hex 32), or --set cluster.allow_unauthenticated=true on a network you trust (README, Launching across machines)"
+  echo "launch-ssh: warning: no cluster key (cluster.allow_unauthenticated): messages are not authenticated" >&2
 fi
 
 run_dir=${run_dir:-runs/$name/$(date -u +%Y%m%d-%H%M%S)}

@@ -47,8 +47,12 @@ public struct ClusterKey: Sendable, CustomStringConvertible {
         environment: [String: String] = ProcessInfo.processInfo.environment,
         warn: (String) -> Void = Cluster.log
     ) throws -> ClusterKey? {
-        let key = environment[keyVariable].flatMap { $0.isEmpty ? nil : $0 }
-        let keyFile = environment[keyFileVariable].flatMap { $0.isEmpty ? nil : $0 }
+        let key = environment[keyVariable]
+        let keyFile = environment[keyFileVariable]
+        // Set but empty is a mistake (an unset shell variable, a failed `$(cat …)`), never "no key": fail closed.
+        for (name, value) in [(keyVariable, key), (keyFileVariable, keyFile)] where value?.trimmingCharacters(in: .whitespaces).isEmpty == true {
+            throw ConfigError("\(name) is set but empty: give it the key\(name == keyFileVariable ? " file's path" : ""), or unset it")
+        }
         if key != nil && keyFile != nil {
             throw ConfigError("both \(keyVariable) and \(keyFileVariable) are set: set only one")
         }
@@ -68,6 +72,26 @@ public struct ClusterKey: Sendable, CustomStringConvertible {
             warn("warning: the cluster key file \(path) is readable by every user of this machine (mode \(String(mode & 0o777, radix: 8))): run chmod 600 \(path)")
         }
         return try ClusterKey(hex: String(decoding: data, as: UTF8.self), source: "\(path) (\(source))")
+    }
+
+    /// Whether `host` is a loopback address, which only this machine can reach.
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+    }
+
+    /// The learner's key, refusing to listen beyond loopback without one unless `cluster.allow_unauthenticated`.
+    public static func forLearner(config: RunConfig, environment: [String: String] = ProcessInfo.processInfo.environment,
+                                  warn: (String) -> Void = Cluster.log) throws -> ClusterKey? {
+        let key = try load(config: config, environment: environment, warn: warn)
+        if key == nil && !isLoopback(config.cluster.host) {
+            guard config.cluster.allowUnauthenticated else {
+                throw ConfigError("cluster.host \(config.cluster.host) is reachable from other machines and the run has no cluster key: anyone "
+                                  + "who reaches the ports could send it data. Set \(keyFileVariable) or cluster.key_file (openssl rand -hex 32), "
+                                  + "or cluster.allow_unauthenticated: true on a network you trust")
+            }
+            warn("warning: cluster.host \(config.cluster.host) without a cluster key (cluster.allow_unauthenticated): messages are not authenticated")
+        }
+        return key
     }
 
     /// The key's size only, so that printing a key by mistake does not leak it.

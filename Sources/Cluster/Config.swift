@@ -168,6 +168,8 @@ public struct RunConfig: Sendable {
         /// A file holding the cluster key (hex) that authenticates every message; empty: none.
         /// Not part of `compatibilityHash`: see `ClusterKey`.
         public var keyFile = ""
+        /// Lets a learner listen beyond loopback without a cluster key (`ClusterKey.forLearner`).
+        public var allowUnauthenticated = false
         /// Seconds without word from the learner (weights notice or heartbeat reply) after which an actor treats it
         /// as gone and starts saying hello again.
         public var learnerTimeoutSeconds = 10.0

@@ -204,6 +204,8 @@ extension RunConfig {
                 "strict mode: an actor whose heartbeats report more of the current version sent than arrived, and from which no segment came for this long, is asked to roll the version again (lost segments; `transport/redo_requests`)").bookkeeping,
         .string("cluster.key_file", \.cluster.keyFile,
                 "a file holding the cluster key as hex (≥ 16 bytes, e.g. `openssl rand -hex 32`; keep it `chmod 600`): learner and actors then sign every message with HMAC-SHA256 and drop any message not signed with it. `DPPO_CLUSTER_KEY` (the key itself) and `DPPO_CLUSTER_KEY_FILE` in the environment take precedence; never on the command line. See `docs/wire-format.md`, Authentication").bookkeeping,
+        .bool("cluster.allow_unauthenticated", \.cluster.allowUnauthenticated,
+              "let the learner listen on an address other machines reach (`host` not 127.x, localhost or ::1) without a cluster key; without this such a run is refused").bookkeeping,
         .double("cluster.learner_timeout_s", \.cluster.learnerTimeoutSeconds, .above(0, upTo: 1_000_000),
                 "an actor that hears nothing from the learner (weights notice, heartbeat reply) for this long treats it as gone and says hello again").bookkeeping,
         .double("cluster.reconnect_timeout_s", \.cluster.reconnectTimeoutSeconds, .above(0, upTo: 100_000_000),

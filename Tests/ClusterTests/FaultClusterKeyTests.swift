@@ -42,7 +42,28 @@ final class FaultClusterKeyTests: XCTestCase {
 
     func testNoKeyConfiguredMeansNoAuthentication() throws {
         XCTAssertNil(try ClusterKey.load(config: config(keyFile: nil), environment: [:]))
-        XCTAssertNil(try ClusterKey.load(config: config(keyFile: nil), environment: [ClusterKey.keyVariable: ""]))
+    }
+
+    /// Fail closed: a key variable set to nothing is a mistake, not "no key"; and a learner other machines can reach
+    /// needs a key or an explicit `cluster.allow_unauthenticated`.
+    func testEmptyKeyVariablesAndUnauthenticatedNonLoopbackLearnersAreRefused() throws {
+        for name in [ClusterKey.keyVariable, ClusterKey.keyFileVariable] {
+            XCTAssertTrue(loadError(try config(keyFile: nil), [name: ""]).contains("\(name) is set but empty"), name)
+            XCTAssertTrue(loadError(try config(keyFile: nil), [name: "  "]).contains("set but empty"), name)
+        }
+        let empty = try makeTemporaryDirectory().appendingPathComponent("empty.key")
+        try Data().write(to: empty)
+        XCTAssertTrue(loadError(try config(keyFile: nil), [ClusterKey.keyFileVariable: empty.path]).contains("0 bytes"))
+        let open = try RunConfig.parse(yaml: "cluster: {host: 0.0.0.0}")
+        XCTAssertThrowsError(try ClusterKey.forLearner(config: open, environment: [:], warn: { _ in })) { error in
+            XCTAssertTrue("\(error)".contains("cluster.allow_unauthenticated"), "\(error)")
+        }
+        var warnings: [String] = []
+        let allowed = try RunConfig.parse(yaml: "cluster: {host: 0.0.0.0, allow_unauthenticated: true}")
+        XCTAssertNil(try ClusterKey.forLearner(config: allowed, environment: [:], warn: { warnings.append($0) }))
+        XCTAssertEqual(warnings.count, 1, "said once, at start")
+        XCTAssertNil(try ClusterKey.forLearner(config: try RunConfig.parse(yaml: "cluster: {host: localhost}"), environment: [:]))
+        XCTAssertNotNil(try ClusterKey.forLearner(config: open, environment: [ClusterKey.keyVariable: hexA]))
     }
 
     func testKeyFileHoldsHexWithSurroundingWhitespaceIgnored() throws {

@@ -179,15 +179,17 @@ final class FaultMultiHostTests: XCTestCase {
 
         node-b actors=1 bin=/opt/dppo/bin/dppo user=rl
         """.write(to: hosts, atomically: true, encoding: .utf8)
+        // The launcher asks the binary for the resolved config, so the plan needs a real one.
+        let local = try FaultRestartTests.dppoBinary().path
         let script = Self.repository.appendingPathComponent("cluster/launch-ssh.sh").path
-        let arguments = [script, "configs/pendulum/finetune.yaml", "--hosts", hosts.path, "--bin", "/usr/local/bin/dppo",
+        let arguments = [script, "configs/pendulum/finetune.yaml", "--hosts", hosts.path, "--bin", local,
                          "--learner-address", "10.0.0.5", "--run-dir", "runs/plan", "--set", "seed=3", "--print-plan"]
         let plan = try Self.run("/bin/bash", arguments, environment: ["DPPO_CLUSTER_KEY_FILE": "/etc/dppo/cluster.key"])
         XCTAssertEqual(plan.status, 0, plan.output)
         let lines = plan.output.split(separator: "\n").map(String.init)
         let actors = lines.filter { $0.hasPrefix("actor ") }
         XCTAssertEqual(actors.count, 3, plan.output)
-        for (line, (index, host, binary)) in zip(actors, [(0, "node-a", "/usr/local/bin/dppo"), (1, "node-a", "/usr/local/bin/dppo"),
+        for (line, (index, host, binary)) in zip(actors, [(0, "node-a", local), (1, "node-a", local),
                                                           (2, "node-b", "/opt/dppo/bin/dppo")]) {
             XCTAssertTrue(line.hasPrefix("actor \(index) \(host) runs/plan/logs/actor-\(host)-\(index).log: ssh -o BatchMode=yes "), line)
             XCTAssertTrue(line.contains(" \(binary) actor --config \(Self.repository.path)/runs/plan/actor-config.yaml --learner 10.0.0.5 --index \(index) --set seed=3 --set cluster.actors=3 "), line)
@@ -196,7 +198,7 @@ final class FaultMultiHostTests: XCTestCase {
         XCTAssertTrue(actors[2].contains("-l rl node-b -- "), actors[2])
         XCTAssertEqual(lines.filter { $0.hasPrefix("config ") }.count, 2, plan.output)
         let learner = try XCTUnwrap(lines.first { $0.hasPrefix("learner: ") })
-        XCTAssertTrue(learner.hasPrefix("learner: /usr/local/bin/dppo learner --config configs/pendulum/finetune.yaml --set seed=3 --set cluster.actors=3 --set cluster.host=0.0.0.0 --run-dir runs/plan"), learner)
+        XCTAssertTrue(learner.hasPrefix("learner: \(local) learner --config configs/pendulum/finetune.yaml --set seed=3 --set cluster.actors=3 --set cluster.host=0.0.0.0 --run-dir runs/plan"), learner)
 
         let refused = try Self.run("/bin/bash", arguments, environment: ["DPPO_CLUSTER_KEY": String(repeating: "ab", count: 32)])
         XCTAssertEqual(refused.status, 2)
@@ -214,6 +216,7 @@ final class FaultMultiHostTests: XCTestCase {
     func testSlurmPlanPutsTheLearnerOnTheFirstNode() throws {
         let script = Self.repository.appendingPathComponent("cluster/slurm.sbatch").path
         XCTAssertEqual(try Self.run("/bin/bash", ["-n", script]).status, 0, "syntax")
+        let local = try FaultRestartTests.dppoBinary().path // resolves the config, as under Slurm
         let bin = directory.appendingPathComponent("bin")
         try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
         let scontrol = bin.appendingPathComponent("scontrol")
@@ -221,19 +224,32 @@ final class FaultMultiHostTests: XCTestCase {
             .write(to: scontrol, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: scontrol.path)
         let environment = ["PATH": "\(bin.path):/usr/bin:/bin", "SLURM_JOB_NODELIST": "node[07-09]", "SLURM_JOB_NUM_NODES": "3",
-                           "SLURM_JOB_ID": "4242", "SLURM_NTASKS_PER_NODE": "3", "DPPO_BIN": ".build/release/dppo"]
+                           "SLURM_JOB_ID": "4242", "SLURM_NTASKS_PER_NODE": "3", "DPPO_BIN": local,
+                           "DPPO_CLUSTER_KEY_FILE": "/etc/dppo/cluster.key"]
         let plan = try Self.run("/bin/bash", [script, "configs/pendulum/finetune.yaml", "--set", "seed=3", "--print-plan"], environment: environment)
         XCTAssertEqual(plan.status, 0, plan.output)
-        XCTAssertTrue(plan.output.contains("learner: .build/release/dppo learner --config configs/pendulum/finetune.yaml --set seed=3 --set cluster.actors=6 --set cluster.host=0.0.0.0 --run-dir runs/pendulum-dppo/4242 "), plan.output)
+        XCTAssertTrue(plan.output.contains("learner: \(local) learner --config configs/pendulum/finetune.yaml --set seed=3 --set cluster.actors=6 --set cluster.host=0.0.0.0 --run-dir runs/pendulum-dppo/4242 "), plan.output)
         XCTAssertTrue(plan.output.contains("actors: srun --nodes=2 --ntasks=6 --ntasks-per-node=3 --relative=1 "), plan.output)
         XCTAssertTrue(plan.output.contains("--output=runs/pendulum-dppo/4242/logs/actor-%N-%t.log "), plan.output)
         XCTAssertTrue(plan.output.contains("--learner node07 --set seed=3 --set cluster.actors=6"), plan.output)
+        // The values come from the binary's resolved config, so --set reaches them (the name names the run directory)…
+        let renamed = try Self.run("/bin/bash", [script, "configs/pendulum/finetune.yaml", "--set", "name=other", "--print-plan"], environment: environment)
+        XCTAssertTrue(renamed.output.contains("--run-dir runs/other/4242 "), renamed.output)
+        // …and without a cluster key the learner would listen unauthenticated on every interface: refused.
+        var keyless = environment
+        keyless["DPPO_CLUSTER_KEY_FILE"] = nil
+        let refused = try Self.run("/bin/bash", [script, "configs/pendulum/finetune.yaml", "--print-plan"], environment: keyless)
+        XCTAssertEqual(refused.status, 2, refused.output)
+        XCTAssertTrue(refused.output.contains("cluster.allow_unauthenticated=true"), refused.output)
+        let allowed = try Self.run("/bin/bash", [script, "configs/pendulum/finetune.yaml", "--set", "cluster.allow_unauthenticated=true", "--print-plan"],
+                                   environment: keyless)
+        XCTAssertEqual(allowed.status, 0, allowed.output)
 
         // The learner as 4 MPI ranks on the first 2 nodes: one srun step with PMIx; the actors on the third.
         let ranked = try Self.run("/bin/bash", [script, "configs/pendulum/finetune.yaml", "--learner-nodes", "2", "--learner-ranks", "4", "--print-plan"],
                                   environment: environment)
         XCTAssertEqual(ranked.status, 0, ranked.output)
-        XCTAssertTrue(ranked.output.contains("learner: srun --nodes=2 --ntasks=4 --relative=0 --mpi=pmix --kill-on-bad-exit=1 .build/release/dppo learner "),
+        XCTAssertTrue(ranked.output.contains("learner: srun --nodes=2 --ntasks=4 --relative=0 --mpi=pmix --kill-on-bad-exit=1 \(local) learner "),
                       ranked.output)
         XCTAssertTrue(ranked.output.contains("actors: srun --nodes=1 --ntasks=3 --ntasks-per-node=3 --relative=2 "), ranked.output)
         let none = try Self.run("/bin/bash", [script, "configs/pendulum/finetune.yaml", "--learner-nodes", "3", "--learner-ranks", "3", "--print-plan"],
@@ -325,7 +341,7 @@ final class FaultMultiHostTests: XCTestCase {
         env: {task: pendulum, n_envs: 3, act_steps: 2, horizon_steps: 2}
         model: {denoising_steps: 4, ft_denoising_steps: 2, time_dim: 4, mlp_dims: [16, 16, 16], critic_dims: [16, 16, 16]}
         train: {n_train_itr: \(iterations), n_steps: 200, batch_size: 400, update_epochs: 2, val_freq: 100, eval_episodes: 2, save_model_freq: 0}
-        cluster: {actors: 2, host: 0.0.0.0, base_port: 25555, segment_steps: 20, batch_timeout_s: 40, learner_timeout_s: 3, reconnect_timeout_s: 60}
+        cluster: {actors: 2, host: 0.0.0.0, allow_unauthenticated: true, base_port: 25555, segment_steps: 20, batch_timeout_s: 40, learner_timeout_s: 3, reconnect_timeout_s: 60}
         """
         let configURL = directory.appendingPathComponent("config.yaml")
         try yaml.write(to: configURL, atomically: true, encoding: .utf8)

@@ -65,7 +65,7 @@ public final class Learner {
         }
         self.config = config
         ranks = group.map { LearnerRanks(group: $0) }
-        codec = WireCodec(key: try ClusterKey.load(config: config)?.bytes)
+        codec = WireCodec(key: try ClusterKey.forLearner(config: config)?.bytes)
         self.run = run
         // Parallelism comes from the update's shards, each with single-threaded BLAS (docs/learner-scaling.md).
         BLAS.setThreads(1)
