@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "Cluster", dependencies: [
             "Tensors", "Networks", "Diffusion", "Environments", "Algorithms", "Transport", "Datasets", "Offline", "CMPI",
             .product(name: "Yams", package: "Yams"),
-        ]),
+        ], plugins: ["BuildInfo"]),
         // Behaviour-cloning data: .npy/.npz reading (zlib through ZIPFoundation, zlib1g-dev), our safetensors format, windows.
         .target(name: "Datasets", dependencies: [
             "Tensors", "Networks", "Algorithms",
@@ -42,6 +42,8 @@ let package = Package(
             "Cluster", "Datasets", "Offline",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // `dppo --version`'s git commit (and every run's record of it), written before every build.
+        .plugin(name: "BuildInfo", capability: .buildTool()),
 
         // Float64 reference layers and the finite-difference gradient check, shared by the tests below.
         .target(name: "ReferenceNetworks", dependencies: ["Networks", "Tensors"], path: "Tests/ReferenceNetworks"),

@@ -7,7 +7,8 @@ Identical means:
   thread timing (VOLATILE below: wall and step-rate figures, queue depths, actors' heartbeat rates);
 - every checkpoint (*.safetensors) holds the same tensors, byte for byte, and its JSON sidecar the same
   values except wall time;
-- summary.json the same values except wall time.
+- summary.json the same values except wall time and the provenance fields (dppo, config_hash, started_from);
+  keys only the newer summary has are listed as notes, not differences.
 
 Exit status 0 when identical, 1 with one line per difference otherwise.
 
@@ -21,9 +22,11 @@ from pathlib import Path
 
 # Fields that measure time, or that come from heartbeats and queue states whose timing varies, not from what was
 # computed: wall and step-rate figures, the actors' heartbeat reports, the receive queue at batch start.
+# Also the record of what produced a run (the binary's version and commit, its config hash, the checkpoint it started
+# from), which names the build rather than describing the results.
 VOLATILE = re.compile(
     r"^(wall_seconds|wallSeconds|perf/.*|actors/.*|transport/(bytes_per_second|queue_depth|connected_actors|"
-    r"chain_rebuild_seconds))$")
+    r"chain_rebuild_seconds)|dppo|config_hash|started_from)$")
 
 
 def read_safetensors(path):
@@ -62,12 +65,20 @@ def metadata_values(metadata):
     return parsed
 
 
+# Keys a newer summary.json has and an older one lacks: reported, not counted as differences (a summary may gain
+# fields; metrics and checkpoints may not).
+notes = []
+
+
 def compare_json(before, after, label, problems, roots=("", "")):
     a, b = stable(before, roots[0]), stable(after, roots[1])
     if a == b:
         return
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
+            if key not in a and label.endswith("summary.json"):
+                notes.append(f"{label}: {key} added ({b[key]!r})")
+                continue
             if a.get(key, "<missing>") != b.get(key, "<missing>"):
                 problems.append(f"{label}: {key}: {a.get(key, '<missing>')!r} != {b.get(key, '<missing>')!r}")
     else:
@@ -113,6 +124,8 @@ def main():
         return 2
     before, after = Path(sys.argv[1]), Path(sys.argv[2])
     compared, problems = compare(before, after)
+    for note in notes:
+        print("note:", note)
     for problem in problems:
         print(problem)
     if compared == 0:

@@ -63,6 +63,13 @@ public func runPretraining(config: RunConfig, output: URL, log: (String) -> Void
     let info = CheckpointInfo(kind: "pretrain", iteration: epochs, policyVersion: 0, environmentSteps: 0, model: model, normalization: normalization,
                               actorOptimizerStep: trainer.optimizer.step)
     try Checkpoint.save(model: model, update: nil, info: info, to: url)
+    // Beside the checkpoint: the resolved config and what produced it.
+    try config.resolvedYAML.write(to: output.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
+    let record: [String: Any] = ["dppo": Build.description, "dataset": config.pretrain.dataset.isEmpty ? "scripted demonstrations" : config.pretrain.dataset,
+                                 "normalization_path": config.pretrain.normalizationPath, "windows": dataset.count, "epochs": epochs,
+                                 "wall_seconds": Date().timeIntervalSince(started), "checkpoint": url.path]
+    try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        .write(to: output.appendingPathComponent("pretrain.json"))
     log(String(format: "pretrain: wrote %@ in %.0f s", url.path, Date().timeIntervalSince(started)))
     return url
 }

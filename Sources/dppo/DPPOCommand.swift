@@ -13,8 +13,12 @@ struct DPPOCommand: ParsableCommand {
         A run is one learner and N actors. `cluster/launch.sh CONFIG` starts them all on this machine;
         the subcommands below are what it runs, and what you run yourself to place actors on other hosts.
         """,
+        version: DPPOCommand.versionText,
         subcommands: [Pretrain.self, Learner.self, LearnerRankCheck.self, Actor.self, OfflineTraining.self, Evaluate.self, Collect.self, DatasetCommand.self,
                       ConfigCommand.self, Bench.self])
+
+    /// `dppo --version`: the version, the git commit it was built from and the build configuration.
+    static var versionText: String { "dppo " + Build.description }
 
     /// Parses and runs a subcommand. A usage mistake (an unknown flag, a bad flag value) is answered by
     /// ArgumentParser with the usage; a config error or a refused value found while running is one line on stderr

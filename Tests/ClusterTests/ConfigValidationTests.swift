@@ -92,6 +92,20 @@ final class ConfigValidationTests: XCTestCase {
         }
     }
 
+    func testVersionNamesTheCommitAndTheBuild() throws {
+        let process = Process()
+        process.executableURL = try FaultRestartTests.dppoBinary()
+        process.arguments = ["--version"]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        process.waitUntilExit()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(process.terminationStatus, 0)
+        let pattern = #"^dppo [0-9]+\.[0-9]+\.[0-9]+ \(commit ([0-9a-f]{7,}(-dirty)?|unknown), (debug|release) build\)\n$"#
+        XCTAssertNotNil(text.range(of: pattern, options: .regularExpression), text)
+    }
+
     func testTyposSuggestTheNearestKey() {
         XCTAssertThrowsError(try RunConfig.parse(yaml: "train:\n  actor_lrr: 1e-4\n")) { error in
             XCTAssertTrue("\(error)".contains("did you mean train.actor_lr?"), "\(error)")

@@ -28,6 +28,8 @@ public final class Learner {
     let evaluator: PolicyEvaluator
     /// The checkpoint this learner continues from (`--resume`), nil for a fresh run.
     let resumed: CheckpointInfo?
+    /// The checkpoint this process started from: the base policy of a fresh run, the resumed checkpoint otherwise.
+    let startedFrom: URL
     var environmentSteps = 0
     /// The other learner ranks sharing every update (`mpirun -np N dppo learner`), nil for a learner on its own.
     let ranks: LearnerRanks?
@@ -86,6 +88,7 @@ public final class Learner {
             }
         }
         resumed = resume ? info : nil
+        startedFrom = checkpoint
         environmentSteps = resumed?.environmentSteps ?? 0
         drops = DropLedger(counts: resumed?.droppedSegments ?? [:])
         rejectionReport.drops = drops.byReason

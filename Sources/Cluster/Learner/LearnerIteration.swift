@@ -220,6 +220,10 @@ extension Learner {
         }
         if let resumed { summary["resumed_from_iteration"] = resumed.iteration }
         summary["state"] = stop == nil ? "finished" : "stopped"
+        // What produced the run, for whoever compares or reproduces it.
+        summary["dppo"] = Build.description
+        summary["started_from"] = startedFrom.path
+        summary["config_hash"] = String(config.compatibilityHash)
         if let stop {
             summary["stopped_by"] = stop.signal
             summary["iterations_done"] = stop.iterations
