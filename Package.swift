@@ -12,6 +12,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // System libraries from Debian (libnanomsg-dev, liblz4-dev, libopenblas-dev, libmujoco-dev, libopenmpi-dev).
@@ -30,6 +32,8 @@ let package = Package(
         .target(name: "Cluster", dependencies: [
             "Tensors", "Networks", "Diffusion", "Environments", "Algorithms", "Transport", "Datasets", "Offline", "CMPI",
             .product(name: "Yams", package: "Yams"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "Logging", package: "swift-log"),
         ], plugins: ["BuildInfo"]),
         // Behaviour-cloning data: .npy/.npz reading (zlib through ZIPFoundation, zlib1g-dev), our safetensors format, windows.
         .target(name: "Datasets", dependencies: [

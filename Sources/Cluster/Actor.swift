@@ -53,14 +53,47 @@ public final class Actor {
     /// Test seam: segments whose sequence number this returns true for are not sent, as if lost on the way.
     var losesSegment: ((UInt64) -> Bool)?
 
-    /// Follows the learner's `chain_transport` and `chain_check_every` when a control reply carries them.
-    func adoptChainTransport(from message: WireMessage, log: (String) -> Void) {
-        guard let meta = Messages.optionalMeta(message),
-              let name = meta["chain_transport"] as? String, let transport = ChainTransport(rawValue: name) else { return }
+    /// Follows the learner's `chain_transport` and `chain_check_every` when a control reply carries them; a reply
+    /// whose fields say something else (an unknown transport, a negative count) is refused, naming the field.
+    func adoptChainTransport(from message: WireMessage, log: (String) -> Void) throws {
+        guard message.tensors.contains(where: { $0.name == "meta" }) else { return }
+        let meta = try Messages.readMeta(message)
+        guard let value = meta["chain_transport"] else { return }
+        guard let name = value as? String, let transport = ChainTransport(rawValue: name) else {
+            throw MessageError(message, field: "chain_transport", value, expected: "full or seeded")
+        }
+        var every = chainCheckEvery
+        if let count = meta["chain_check_every"] {
+            guard let integer = count as? Int, integer >= 0 else { throw MessageError(message, field: "chain_check_every", count, expected: "an integer ≥ 0") }
+            every = integer
+        }
         let wanted: ChainTransport = seededSampler == nil ? .full : transport
         if wanted != chainTransport { log("actor: chain transport \(chainTransport.rawValue) → \(wanted.rawValue) (the learner's choice)") }
         chainTransport = wanted
-        chainCheckEvery = (meta["chain_check_every"] as? Int) ?? chainCheckEvery
+        chainCheckEvery = every
+    }
+
+    /// Replies that could not be used since the last good one: each counts as a lost reply, waited out with
+    /// backoff; after `badRepliesBeforeHello` of them in a row the actor says hello again.
+    var badReplies = 0
+    static let badRepliesBeforeHello = 3
+
+    /// Notes a reply that failed to decode or said something it may not, logs it and waits (0.2 s doubling, ≤ 5 s).
+    func noteBadReply(_ problem: String, log: (String) -> Void) {
+        badReplies += 1
+        log("actor: unusable reply from the learner (\(problem)); counted as lost (\(badReplies) in a row)")
+        Thread.sleep(forTimeInterval: min(0.2 * pow(2, Double(badReplies - 1)), 5))
+    }
+
+    /// The fine-tuned weights of a `weights` reply, checked before they replace the policy's: the right count, all finite.
+    func checkedWeights(_ message: WireMessage) throws -> [Float] {
+        let tensor = try message.tensor(named: "fine_tuned")
+        let values = try tensor.floats()
+        guard values.count == model.trainableParameters.count else {
+            throw MessageError(message, "fine_tuned holds \(values.count) floats, the policy has \(model.trainableParameters.count) parameters")
+        }
+        guard let bad = values.firstIndex(where: { !$0.isFinite }) else { return values }
+        throw MessageError(message, "fine_tuned parameter \(bad) is \(values[bad]): non-finite weights refused")
     }
 
     /// What the learner said in its welcome.
@@ -128,19 +161,29 @@ public final class Actor {
             if Date().timeIntervalSince(lastHeartbeat) > 1 {
                 lastHeartbeat = Date()
                 let beat = heartbeat(version: rolledVersion, index: index, sent: sequence)
-                if let reply = try exchange(request, beat) {
+                if let reply = try exchange(request, beat, log: log) {
                     switch reply.kind {
                     case .shutdown: log("actor \(index): learner finished, exiting"); return
                     case .heartbeatReply:
+                        do { try adoptChainTransport(from: reply, log: log) } catch {
+                            noteBadReply("\(error)", log: log)
+                            if badReplies >= Actor.badRepliesBeforeHello { restarted = true }
+                            continue
+                        }
+                        badReplies = 0
                         lastContact = Date(); announcedVersion = max(announcedVersion, reply.policyVersion)
-                        adoptChainTransport(from: reply, log: log)
                         if !async, rolledVersion > 0, redoVersion(in: reply) == rolledVersion {
                             // Part of what we sent never reached the learner: roll the version again from its first step.
                             log("actor \(index): the learner lost part of version \(rolledVersion); rolling it again")
                             rolledVersion = 0
                         }
-                    default: if isUnknownActorRefusal(reply) { restarted = true; continue }
+                    default:
+                        if isUnknownActorRefusal(reply) { restarted = true; continue }
+                        noteBadReply("a \(reply.kind) in answer to a heartbeat", log: log)
+                        if badReplies >= Actor.badRepliesBeforeHello { restarted = true }
                     }
+                } else if badReplies >= Actor.badRepliesBeforeHello {
+                    restarted = true
                 }
             }
             if async && rolledVersion > 0 && announcedVersion <= rolledVersion {
@@ -156,14 +199,29 @@ public final class Actor {
             guard announcedVersion > rolledVersion else { continue }
 
             let fetch = WireMessage(kind: .weightsRequest, policyVersion: announcedVersion, actorIndex: UInt32(index), sequence: sequence, tensors: [])
-            guard let weights = try exchange(request, fetch) else { continue }
+            guard let weights = try exchange(request, fetch, log: log) else {
+                if badReplies >= Actor.badRepliesBeforeHello { restarted = true }
+                continue
+            }
             switch weights.kind {
             case .shutdown: log("actor \(index): learner finished, exiting"); return
             case .weights: break
-            default: guard isUnknownActorRefusal(weights) else { throw refusalError(weights) }; restarted = true; continue
+            default:
+                if isUnknownActorRefusal(weights) { restarted = true; continue }
+                noteBadReply("a \(weights.kind) in answer to a weights request", log: log)
+                if badReplies >= Actor.badRepliesBeforeHello { restarted = true }
+                continue
             }
-            try weights.tensor(named: "fine_tuned").copyFloats(into: model.trainableParameters.values, count: model.trainableParameters.count)
-            adoptChainTransport(from: weights, log: log)
+            do {
+                let values = try checkedWeights(weights)
+                try adoptChainTransport(from: weights, log: log)
+                values.withUnsafeBufferPointer { model.trainableParameters.values.update(from: $0.baseAddress!, count: $0.count) }
+            } catch {
+                noteBadReply("\(error)", log: log)
+                if badReplies >= Actor.badRepliesBeforeHello { restarted = true }
+                continue
+            }
+            badReplies = 0
             rolledVersion = weights.policyVersion
             announcedVersion = max(announcedVersion, rolledVersion)
             lastContact = Date()
@@ -186,21 +244,48 @@ public final class Actor {
         let hello = WireMessage(kind: .hello, policyVersion: 0, actorIndex: 0, sequence: 0, tensors: [Messages.meta(helloMeta)])
         let deadline = Date().addingTimeInterval(giveUpSeconds)
         var pause = 0.5
+        var lastProblem: String?
         while true {
-            if let welcome = try exchange(request, hello) {
-                guard welcome.kind == .welcome else { throw refusalError(welcome) }
-                let meta = try Messages.readMeta(welcome)
-                try welcome.tensor(named: "base").copyFloats(into: model.baseParameters.values, count: model.baseParameters.count)
-                adoptChainTransport(from: welcome, log: { _ in })
-                return Membership(index: Int(welcome.actorIndex), seed: UInt64((meta["seed"] as? String) ?? "") ?? config.seed,
-                                  policyVersion: welcome.policyVersion, normalization: try Messages.readNormalization(welcome))
+            if let welcome = try exchange(request, hello, log: { _ in }) {
+                if welcome.kind == .refusal { throw refusalError(welcome) }
+                do {
+                    let granted = try membership(from: welcome)
+                    badReplies = 0
+                    return granted
+                } catch {
+                    // A malformed welcome is a lost reply: say hello again after the pause.
+                    lastProblem = "\(error)"
+                    Cluster.log("actor: unusable welcome (\(error)); saying hello again")
+                }
             }
             guard Date().addingTimeInterval(pause) < deadline else {
-                throw ConfigError("no welcome from the learner's control endpoint \(endpoints.control) within \(Int(giveUpSeconds)) s, giving up (cluster.reconnect_timeout_s)")
+                throw ConfigError("no usable welcome from the learner's control endpoint \(endpoints.control) within \(Int(giveUpSeconds)) s, giving up (cluster.reconnect_timeout_s)"
+                                  + (lastProblem.map { "; the last reply: \($0)" } ?? ""))
             }
             Thread.sleep(forTimeInterval: pause)
             pause = min(pause * 2, 10)
         }
+    }
+
+    /// The membership a welcome grants, every field checked (the error names the field) before any is used.
+    func membership(from welcome: WireMessage) throws -> Membership {
+        guard welcome.kind == .welcome else { throw MessageError(welcome, "a \(welcome.kind) in answer to hello") }
+        let meta = try Messages.readMeta(welcome)
+        guard let text = meta["seed"] as? String, let seed = UInt64(text) else {
+            throw MessageError(welcome, field: "seed", meta["seed"], expected: "a decimal u64 in a string")
+        }
+        guard Int(welcome.actorIndex) < config.cluster.actors else {
+            throw MessageError(welcome, "actor index \(welcome.actorIndex) is not below cluster.actors \(config.cluster.actors)")
+        }
+        let base: [Float]
+        do { base = try welcome.tensor(named: "base").floats() } catch { throw MessageError(welcome, "\(error)") }
+        guard base.count == model.baseParameters.count, base.allSatisfy(\.isFinite) else {
+            throw MessageError(welcome, "base holds \(base.count) floats (\(base.filter { !$0.isFinite }.count) non-finite), the policy has \(model.baseParameters.count) parameters")
+        }
+        let normalization = try Messages.readNormalization(welcome)
+        try adoptChainTransport(from: welcome, log: { _ in })
+        base.withUnsafeBufferPointer { model.baseParameters.values.update(from: $0.baseAddress!, count: $0.count) }
+        return Membership(index: Int(welcome.actorIndex), seed: seed, policyVersion: welcome.policyVersion, normalization: normalization)
     }
 
     /// Rolls out one iteration's decisions for `version` and sends them as segments.
@@ -294,10 +379,14 @@ public final class Actor {
         return segment
     }
 
-    /// Sends a request and waits up to the socket's receive timeout for its reply; nil when none came.
-    func exchange(_ socket: Socket, _ message: WireMessage) throws -> WireMessage? {
+    /// Sends a request and waits up to the socket's receive timeout for its reply; nil when none came, or when it
+    /// does not decode (damaged, forged, unsigned: `noteBadReply`).
+    func exchange(_ socket: Socket, _ message: WireMessage, log: (String) -> Void = Cluster.log) throws -> WireMessage? {
         guard try socket.send(try codec.encode(message)), let reply = try socket.receive() else { return nil }
-        return try codec.decode(reply)
+        do { return try codec.decode(reply) } catch {
+            noteBadReply("a reply to \(message.kind) that does not decode: \(error)", log: log)
+            return nil
+        }
     }
 
     func isUnknownActorRefusal(_ message: WireMessage) -> Bool {

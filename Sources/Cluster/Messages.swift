@@ -13,8 +13,8 @@ enum Messages {
 
     static func readMeta(_ message: WireMessage) throws -> [String: Any] {
         let text = try message.tensor(named: "meta").text()
-        guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
-            throw ConfigError("message meta is not a JSON object")
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
+            throw MessageError(message, "its meta is not a JSON object")
         }
         return object
     }
@@ -169,4 +169,13 @@ struct SegmentError: Error, CustomStringConvertible {
     let reason: String
     let detail: String
     var description: String { "\(reason): \(detail)" }
+}
+
+/// A message that decoded but says something it may not: which message, which field, what was wrong.
+struct MessageError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: WireMessage, _ problem: String) { description = "\(message.kind) (policy version \(message.policyVersion)): \(problem)" }
+    init(_ message: WireMessage, field: String, _ value: Any?, expected: String) {
+        self.init(message, "meta field \(field) is \(value.map { "'\($0)'" } ?? "missing"), expected \(expected)")
+    }
 }

@@ -267,7 +267,7 @@ public func runOffline(config: RunConfig, run: RunDirectory, resume: Bool = fals
     // The exported copy, sampled exactly as `dppo eval` and DPPO's actors sample it, and the critic-selected online actor.
     let exported = DiffusionPolicy(settings: config.denoising, network: config.networkShape)
     let selected = CriticSelectedPolicy(policy: policy) { observations, actions, _ in trainer.selectActions(observations: observations, actions: actions) }
-    let metrics = try MetricsWriter(url: run.metrics)
+    let metrics = try MetricsWriter(url: run.metrics, tensorBoard: run.tensorBoard, resumedAt: resumed.map { $0.state.step + 1 })
     var evaluations = resumed?.state.evaluations ?? []
     func evaluate(step: Int) throws {
         copyActor(trainer.actor(settings.exportActor), into: exported)

@@ -37,6 +37,8 @@ public func runPretraining(config: RunConfig, output: URL, log: (String) -> Void
     let trainer = Pretrainer(objective: objective, settings: config.pretrain.settings, seed: config.seed)
     let epochs = config.pretrain.settings.epochs
     var lastReport = Date.distantPast
+    // One record per epoch in OUTPUT/metrics.jsonl and OUTPUT/tb/.
+    let metrics = try MetricsWriter(url: output.appendingPathComponent("metrics.jsonl"), tensorBoard: output.appendingPathComponent("tb"))
     for epoch in 0..<epochs {
         if let signal = StopRequest.requestedSignal {
             // SIGTERM/SIGINT (`dppo pretrain`): the weights so far, under a name no pipeline mistakes for the result.
@@ -50,6 +52,8 @@ public func runPretraining(config: RunConfig, output: URL, log: (String) -> Void
         }
         let loss = trainer.trainEpoch(dataset, epoch: epoch)
         guard loss.isFinite else { throw ConfigError("pretrain: the loss became \(loss) in epoch \(epoch + 1); lower pretrain.learning_rate") }
+        metrics.write(["epoch": epoch + 1, "train/loss": loss, "train/learning_rate": Double(trainer.optimizer.learningRate),
+                       "perf/elapsed_seconds": Date().timeIntervalSince(started)])
         if Date().timeIntervalSince(lastReport) > 5 || epoch + 1 == epochs {
             lastReport = Date()
             let elapsed = Date().timeIntervalSince(started)

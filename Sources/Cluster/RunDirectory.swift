@@ -55,6 +55,8 @@ public struct RunDirectory: Sendable {
     public var metrics: URL { url.appendingPathComponent("metrics.jsonl") }
     public var summary: URL { url.appendingPathComponent("summary.json") }
     public var config: URL { url.appendingPathComponent("config.yaml") }
+    /// TensorBoard event files (`tensorboard --logdir runs/`).
+    public var tensorBoard: URL { url.appendingPathComponent("tb") }
 }
 
 /// A run directory that cannot be made or is taken.
@@ -70,14 +72,23 @@ public final class RunLock: @unchecked Sendable {
     deinit { close(descriptor) }
 }
 
-/// Appends one JSON object per line to metrics.jsonl.
+/// Appends one JSON object per line to metrics.jsonl, and (given a folder) every numeric field of each record to a
+/// TensorBoard event file there, at the record's iteration, step or epoch.
 public final class MetricsWriter {
     let handle: FileHandle
+    let tensorBoard: TensorBoardWriter?
 
-    public init(url: URL) throws {
+    /// `tensorBoard`: the run's `tb/` folder; `resumedAt`: the first step a resumed run writes (TensorBoardWriter).
+    public init(url: URL, tensorBoard: URL? = nil, resumedAt: Int? = nil) throws {
         if !FileManager.default.fileExists(atPath: url.path) { FileManager.default.createFile(atPath: url.path, contents: nil) }
         handle = try FileHandle(forWritingTo: url)
         handle.seekToEndOfFile()
+        self.tensorBoard = try tensorBoard.map { try TensorBoardWriter(directory: $0, resumedAt: resumedAt) }
+    }
+
+    func writeTensorBoard(_ record: [String: Any]) throws {
+        guard let tensorBoard, let step = TensorBoardWriter.step(of: record) else { return }
+        try tensorBoard.write(record: record, step: step)
     }
 
     deinit { try? handle.close() }
@@ -107,6 +118,7 @@ public final class MetricsWriter {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var data = try encoder.encode(record)
+        if tensorBoard != nil, let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] { try writeTensorBoard(object) }
         data.append(0x0A)
         try handle.write(contentsOf: data)
     }
@@ -117,13 +129,14 @@ public final class MetricsWriter {
             return value
         }
         guard var data = try? JSONSerialization.data(withJSONObject: cleaned, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
+        try? writeTensorBoard(cleaned.filter { !($0.value is NSNull) })
         data.append(0x0A)
         handle.write(data)
     }
 }
 
-/// Prints a line and flushes, so logs redirected to files stay current.
+/// Logs a line through the process's logger (`ProcessLog`): timestamp, level and process label, flushed at once so
+/// logs redirected to files stay current. A line starting with "warning" is logged at warning level.
 public func log(_ message: String) {
-    print(message)
-    fflush(stdout)
+    ProcessLog.write(message)
 }

@@ -26,6 +26,7 @@ struct DPPOCommand: ParsableCommand {
     static func main() {
         var command: ParsableCommand
         do { command = try parseAsRoot() } catch { exit(withError: error) }
+        ProcessLog.bootstrap(label: logLabel(of: command))
         do {
             try command.run()
         } catch let error as ConfigError {
@@ -38,6 +39,17 @@ struct DPPOCommand: ParsableCommand {
         } catch {
             exit(withError: error)
         }
+    }
+
+    /// The process label of every log line: the subcommand, with the actor's index or the learner's MPI rank.
+    static func logLabel(of command: ParsableCommand) -> String {
+        var name = type(of: command).configuration.commandName ?? String(describing: type(of: command)).lowercased()
+        if let actor = command as? Actor, let index = actor.index { name += "-\(index)" }
+        if command is Learner, let rank = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] ?? ProcessInfo.processInfo.environment["PMIX_RANK"],
+           rank != "0" {
+            name += "-rank-\(rank)"
+        }
+        return name
     }
 
     static func refuse(_ message: String) -> Never {

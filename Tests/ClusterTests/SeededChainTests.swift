@@ -176,14 +176,22 @@ final class SeededChainTests: XCTestCase {
         XCTAssertEqual(actor.chainTransport, .full)
         let reply = WireMessage(kind: .heartbeatReply, policyVersion: 1, actorIndex: 0, sequence: 1,
                                 tensors: [Messages.meta(["chain_transport": "seeded", "chain_check_every": 4])])
-        actor.adoptChainTransport(from: reply, log: { _ in })
+        try actor.adoptChainTransport(from: reply, log: { _ in })
         XCTAssertEqual(actor.chainTransport, .seeded)
         XCTAssertEqual(actor.chainCheckEvery, 4)
-        actor.adoptChainTransport(from: WireMessage(kind: .heartbeatReply, policyVersion: 1, actorIndex: 0, sequence: 2, tensors: []), log: { _ in })
+        try actor.adoptChainTransport(from: WireMessage(kind: .heartbeatReply, policyVersion: 1, actorIndex: 0, sequence: 2, tensors: []), log: { _ in })
         XCTAssertEqual(actor.chainTransport, .seeded, "a reply without meta changes nothing")
-        actor.adoptChainTransport(from: WireMessage(kind: .weights, policyVersion: 2, actorIndex: 0, sequence: 2,
-                                                    tensors: [Messages.meta(["chain_transport": "full"])]), log: { _ in })
+        try actor.adoptChainTransport(from: WireMessage(kind: .weights, policyVersion: 2, actorIndex: 0, sequence: 2,
+                                                        tensors: [Messages.meta(["chain_transport": "full"])]), log: { _ in })
         XCTAssertEqual(actor.chainTransport, .full)
+        // An unknown transport or a negative check count is refused, naming the field, and changes nothing.
+        for meta in [["chain_transport": "carrier-pigeon"], ["chain_transport": "seeded", "chain_check_every": -1]] as [[String: Any]] {
+            let bad = WireMessage(kind: .heartbeatReply, policyVersion: 3, actorIndex: 0, sequence: 3, tensors: [Messages.meta(meta)])
+            XCTAssertThrowsError(try actor.adoptChainTransport(from: bad, log: { _ in })) { error in
+                XCTAssertTrue("\(error)".contains("meta field chain_"), "\(error)")
+            }
+            XCTAssertEqual(actor.chainTransport, .full)
+        }
     }
 
     /// Async mode: segments of older versions are rebuilt with those versions' kept weights, and carried segments too.

@@ -217,6 +217,18 @@ public struct IterationMetrics: Codable, Sendable {
     }
 
     /// The console line of the iteration, out of `iterations`.
+    /// `42s`, `7m05s`, `3h12m`.
+    static func duration(_ seconds: Double) -> String {
+        guard seconds.isFinite, seconds >= 0 else { return "?" }
+        let whole = Int(seconds.rounded())
+        if whole < 60 { return "\(whole)s" }
+        if whole < 3_600 { return String(format: "%dm%02ds", whole / 60, whole % 60) }
+        return String(format: "%dh%02dm", whole / 3_600, whole % 3_600 / 60)
+    }
+
+    /// Collection times below this give no meaningful rate.
+    static let shortestMeasurableSeconds = 0.001
+
     func consoleLine(iterations: Int) -> String {
         var line = String(format: "itr %3d/%d | steps %7d | %6.0f steps/s | return %8.1f (%3d ep) | v%-3d | pg %+.4f vf %.4f kl %.1e clip %.3f ev %.2f | rollout %.1fs update %.1fs",
                           progress.iteration, iterations, progress.environmentSteps, performance.environmentStepsPerSecond,
@@ -225,11 +237,16 @@ public struct IterationMetrics: Codable, Sendable {
                           performance.rolloutSeconds, performance.updateSeconds)
         // Health, compactly: actors heard from, samples/s in, queue depth at batch start, policy lag 0/1/2+,
         // wire MB/s and compression ratio, segments dropped so far.
-        line += String(format: " | %d act %.0f smp/s q%d lag %d/%d/%d %.2f MB/s x%.1f drop %d", transport.connectedActors,
-                       performance.samplesPerSecond, transport.queueDepth, transport.policyLag0, transport.policyLag1,
-                       transport.policyLag2OrMore, transport.bytesPerSecond / 1e6, transport.compressionRatio,
+        let samples = performance.samplesPerSecond.isFinite ? String(format: "%.0f", performance.samplesPerSecond) : "n/a"
+        let megabytes = transport.bytesPerSecond.isFinite ? String(format: "%.2f", transport.bytesPerSecond / 1e6) : "n/a"
+        line += String(format: " | %d act %@ smp/s q%d lag %d/%d/%d %@ MB/s x%.1f drop %d", transport.connectedActors,
+                       samples, transport.queueDepth, transport.policyLag0, transport.policyLag1,
+                       transport.policyLag2OrMore, megabytes, transport.compressionRatio,
                        dropped.values.reduce(0, +))
         if let evaluation { line += String(format: " | eval %.1f", evaluation.meanReturn) }
+        // Elapsed (the whole run's, across resumes) and the time left at the run's average pace so far.
+        let remaining = progress.wallSeconds / Double(max(progress.iteration, 1)) * Double(max(iterations - progress.iteration, 0))
+        line += " | " + IterationMetrics.duration(progress.wallSeconds) + " elapsed, ETA " + IterationMetrics.duration(remaining)
         return line
     }
 }

@@ -34,7 +34,7 @@ extension Learner {
             let discarded = try MetricsWriter.discardRecords(after: resumed.iteration, in: run.metrics)
             log("learner: resuming \(run.url.path) after iteration \(resumed.iteration) (policy version \(resumed.policyVersion), \(resumed.environmentSteps) env steps); discarded \(discarded) metrics records past it")
         }
-        return try MetricsWriter(url: run.metrics)
+        return try MetricsWriter(url: run.metrics, tensorBoard: run.tensorBoard, resumedAt: resumed.map { $0.iteration + 1 })
     }
 
     /// Evaluates the starting policy, iteration 0 of `metrics.jsonl`.
@@ -142,7 +142,9 @@ extension Learner {
     func iterationMetrics(iteration: Int, started: Date, iterationStart: Date, rolloutSeconds: Double, updateSeconds: Double,
                           statistics: PPOStatistics, episodeReturns: [Double], receiver: TrajectoryReceiver,
                           control: ControlServer) -> IterationMetrics {
-        let seconds = max(rolloutSeconds, 1e-9)
+        // A batch that was waiting in the queue (async mode) is collected in no measurable time: its rates are
+        // unknown (null in metrics.jsonl, n/a on the console), not millions.
+        let seconds = rolloutSeconds >= IterationMetrics.shortestMeasurableSeconds ? rolloutSeconds : .nan
         let traffic = receiver.traffic
         let batchSteps = assembler.batch.count * config.environment.actSteps
         // The actors' own view, from their latest heartbeats (within the last 10 s).
