@@ -77,10 +77,13 @@ public final class Actor {
     /// backoff; after `badRepliesBeforeHello` of them in a row the actor says hello again.
     var badReplies = 0
     static let badRepliesBeforeHello = 3
+    /// What was wrong with the last unusable reply, for the message when the actor gives up.
+    var lastBadReply: String?
 
     /// Notes a reply that failed to decode or said something it may not, logs it and waits (0.2 s doubling, ≤ 5 s).
     func noteBadReply(_ problem: String, log: (String) -> Void) {
         badReplies += 1
+        lastBadReply = problem
         log("actor: unusable reply from the learner (\(problem)); counted as lost (\(badReplies) in a row)")
         Thread.sleep(forTimeInterval: min(0.2 * pow(2, Double(badReplies - 1)), 5))
     }
@@ -244,7 +247,6 @@ public final class Actor {
         let hello = WireMessage(kind: .hello, policyVersion: 0, actorIndex: 0, sequence: 0, tensors: [Messages.meta(helloMeta)])
         let deadline = Date().addingTimeInterval(giveUpSeconds)
         var pause = 0.5
-        var lastProblem: String?
         while true {
             if let welcome = try exchange(request, hello, log: { _ in }) {
                 if welcome.kind == .refusal { throw refusalError(welcome) }
@@ -254,13 +256,13 @@ public final class Actor {
                     return granted
                 } catch {
                     // A malformed welcome is a lost reply: say hello again after the pause.
-                    lastProblem = "\(error)"
+                    lastBadReply = "\(error)"
                     Cluster.log("actor: unusable welcome (\(error)); saying hello again")
                 }
             }
             guard Date().addingTimeInterval(pause) < deadline else {
                 throw ConfigError("no usable welcome from the learner's control endpoint \(endpoints.control) within \(Int(giveUpSeconds)) s, giving up (cluster.reconnect_timeout_s)"
-                                  + (lastProblem.map { "; the last reply: \($0)" } ?? ""))
+                                  + (lastBadReply.map { "; the last reply: \($0)" } ?? ""))
             }
             Thread.sleep(forTimeInterval: pause)
             pause = min(pause * 2, 10)
@@ -384,7 +386,7 @@ public final class Actor {
     func exchange(_ socket: Socket, _ message: WireMessage, log: (String) -> Void = Cluster.log) throws -> WireMessage? {
         guard try socket.send(try codec.encode(message)), let reply = try socket.receive() else { return nil }
         do { return try codec.decode(reply) } catch {
-            noteBadReply("a reply to \(message.kind) that does not decode: \(error)", log: log)
+            noteBadReply("a reply to \(message.kind) that does not decode (\(error.reason)): \(error)", log: log)
             return nil
         }
     }

@@ -197,6 +197,12 @@ public func runOffline(config: RunConfig, run: RunDirectory, resume: Bool = fals
     if !settings.dataset.isEmpty { dataConfig.pretrain.dataset = settings.dataset }
     guard !dataConfig.pretrain.dataset.isEmpty else { throw ConfigError("offline.dataset (or pretrain.dataset) must name the transitions to learn from") }
     let data = try loadPretrainingData(config: dataConfig)
+    if !resume {
+        try RunManifest.make(job: "offline", config: config,
+                             inputs: ["dataset": dataConfig.pretrain.dataset, "normalization": dataConfig.pretrain.normalizationPath,
+                                      "starting_checkpoint": settings.initCheckpoint, "init_critics": settings.initCritics],
+                             threads: config.workerThreads(for: .offline)).write(to: run.url)
+    }
     guard data.rewards != nil else { throw ConfigError("\(dataConfig.pretrain.dataset) has no rewards; offline RL needs them (collect it with dppo collect)") }
 
     let policy = DiffusionPolicy(settings: config.denoising, network: config.networkShape)

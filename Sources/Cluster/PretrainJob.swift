@@ -18,6 +18,9 @@ public func runPretraining(config: RunConfig, output: URL, log: (String) -> Void
         return try writeInitialPolicy(config: config, output: output, log: log)
     }
     let data = try loadPretrainingData(config: config)
+    try RunManifest.make(job: "pretrain", config: config,
+                         inputs: ["dataset": config.pretrain.dataset, "normalization": config.pretrain.normalizationPath],
+                         threads: config.workerThreads(for: .pretrain)).write(to: output)
     let normalization = try data.normalization ?? Normalization(dataset: data)
     let dataset = try data.chunkDataset(conditionSteps: config.environment.conditionSteps, horizonSteps: config.environment.horizonSteps,
                                         normalization: normalization)
@@ -67,13 +70,13 @@ public func runPretraining(config: RunConfig, output: URL, log: (String) -> Void
     let info = CheckpointInfo(kind: "pretrain", iteration: epochs, policyVersion: 0, environmentSteps: 0, model: model, normalization: normalization,
                               actorOptimizerStep: trainer.optimizer.step)
     try Checkpoint.save(model: model, update: nil, info: info, to: url)
-    // Beside the checkpoint: the resolved config and what produced it.
+    // Beside the checkpoint: the resolved config, and summary.json with what produced it.
     try config.resolvedYAML.write(to: output.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
     let record: [String: Any] = ["dppo": Build.description, "dataset": config.pretrain.dataset.isEmpty ? "scripted demonstrations" : config.pretrain.dataset,
                                  "normalization_path": config.pretrain.normalizationPath, "windows": dataset.count, "epochs": epochs,
-                                 "wall_seconds": Date().timeIntervalSince(started), "checkpoint": url.path]
+                                 "wall_seconds": Date().timeIntervalSince(started), "checkpoint": url.path, "state": "finished"]
     try JSONSerialization.data(withJSONObject: record, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        .write(to: output.appendingPathComponent("pretrain.json"))
+        .write(to: output.appendingPathComponent("summary.json"))
     log(String(format: "pretrain: wrote %@ in %.0f s", url.path, Date().timeIntervalSince(started)))
     return url
 }

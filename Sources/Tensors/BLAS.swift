@@ -5,6 +5,11 @@ public enum BLAS {
     /// Number of OpenBLAS threads for this process (1 keeps actors from fighting over cores).
     public static func setThreads(_ count: Int) { openblas_set_num_threads(Int32(max(1, count))) }
 
+    /// OpenBLAS's build configuration and the kernel it picked for this CPU (e.g. `Haswell`, `SkylakeX`, `Zen`).
+    public static var library: (configuration: String, kernel: String) {
+        (String(cString: openblas_get_config()).trimmingCharacters(in: .whitespaces), String(cString: openblas_get_corename()))
+    }
+
     /// C ← alpha·op(A)·op(B) + beta·C on raw row-major pointers.
     /// `op(A)` is `m × k`, `op(B)` is `k × n`, C is `m × n`; lda/ldb/ldc are row strides.
     @inline(__always)

@@ -148,9 +148,9 @@ final class FaultClusterKeyTests: XCTestCase {
                 let push = try Socket(.push, sendTimeoutMilliseconds: 10_000)
                 try push.connect(Endpoints(basePort: port).trajectories)
                 for bytes in signedWithB + [unsigned] { guard try push.send(bytes) else { throw ConfigError("rogue push timed out") } }
-                do { try Actor(config: rogueConfig, learnerHost: "127.0.0.1", requestedIndex: 0).run(giveUpSeconds: 10, log: { _ in }) }
+                do { try Actor(config: rogueConfig, learnerHost: "127.0.0.1", requestedIndex: 0).run(giveUpSeconds: 3, log: { _ in }) }
                 catch { rogueErrors.append(error) }
-                do { try Actor(config: keylessConfig, learnerHost: "127.0.0.1", requestedIndex: 1).run(giveUpSeconds: 10, log: { _ in }) }
+                do { try Actor(config: keylessConfig, learnerHost: "127.0.0.1", requestedIndex: 1).run(giveUpSeconds: 3, log: { _ in }) }
                 catch { keylessErrors.append(error) }
                 push.close()
             } catch { errors.append(error) }
@@ -171,11 +171,13 @@ final class FaultClusterKeyTests: XCTestCase {
         XCTAssertEqual(summary["policy_version"] as? UInt64, 4)
         XCTAssertEqual(learner.dropped, ["bad_tag": 4, "missing_tag": 1], "every forged segment, and nothing else, is dropped")
         XCTAssertEqual((errors.errors + rogueErrors.errors + keylessErrors.errors).count, 2)
-        // The learner refuses their hello, and they cannot even read the refusal: it is signed with key A.
-        XCTAssertEqual((rogueErrors.errors.first as? WireError)?.reason, "bad_tag", "\(rogueErrors.errors)")
-        XCTAssertEqual((keylessErrors.errors.first as? WireError)?.reason, "unexpected_tag", "\(keylessErrors.errors)")
+        // The learner refuses their hello, and they cannot even read the refusal (it is signed with key A): each such
+        // reply is a lost one, hello is retried with backoff, and the actor gives up naming the reason.
+        XCTAssertTrue("\(rogueErrors.errors)".contains("bad_tag"), "\(rogueErrors.errors)")
+        XCTAssertTrue("\(keylessErrors.errors)".contains("unexpected_tag"), "\(keylessErrors.errors)")
         let rejections = summary["control_rejections"] as? [String: Int] ?? [:]
-        XCTAssertEqual(rejections["bad_tag"], 1, "\(rejections)")
-        XCTAssertEqual(rejections["missing_tag"], 1, "\(rejections)")
+        XCTAssertGreaterThanOrEqual(rejections["bad_tag"] ?? 0, 1, "\(rejections)")
+        XCTAssertGreaterThanOrEqual(rejections["missing_tag"] ?? 0, 1, "\(rejections)")
+        XCTAssertEqual(Set(rejections.keys), ["bad_tag", "missing_tag"], "\(rejections)")
     }
 }

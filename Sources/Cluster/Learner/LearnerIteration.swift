@@ -30,6 +30,14 @@ extension Learner {
     /// resumed run redoes those updates), and opens `metrics.jsonl`.
     func openRunDirectory(log: (String) -> Void) throws -> MetricsWriter {
         try config.resolvedYAML.write(to: run.config, atomically: true, encoding: .utf8)
+        // A resumed run keeps the inputs its first process recorded and adds the checkpoint it continued from.
+        let earlier = resumed == nil ? nil : try? RunManifest.read(from: run.url)
+        var inputs = ["starting_checkpoint": startedFrom.path, "starting_checkpoint_sidecar": Checkpoint.sidecarURL(for: startedFrom).path]
+        if earlier != nil { inputs = ["resumed_from": startedFrom.path] }
+        var manifest = try RunManifest.make(job: "learner", config: config, inputs: inputs, threads: update.shardCount,
+                                            ranks: ranks?.group.size ?? 1)
+        if let earlier { manifest.inputs.merge(earlier.inputs) { new, _ in new } }
+        try manifest.write(to: run.url)
         if let resumed {
             let discarded = try MetricsWriter.discardRecords(after: resumed.iteration, in: run.metrics)
             log("learner: resuming \(run.url.path) after iteration \(resumed.iteration) (policy version \(resumed.policyVersion), \(resumed.environmentSteps) env steps); discarded \(discarded) metrics records past it")
