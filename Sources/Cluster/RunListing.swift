@@ -52,6 +52,12 @@ public enum RunListing {
         return found.map { entry(for: $0, root: root.standardizedFileURL) }
     }
 
+    /// The runs under each of `roots`, each once.
+    public static func scan(roots: [URL]) -> [RunEntry] {
+        var seen = Set<String>()
+        return roots.flatMap { scan($0) }.filter { seen.insert($0.path).inserted }
+    }
+
     /// What a run directory's files say about it. Nothing here throws: a half-written line or a missing file only
     /// leaves a field empty.
     public static func entry(for directory: URL, root: URL) -> RunEntry {
