@@ -156,7 +156,8 @@ public enum RunComparison {
     /// Two panels, evaluation and training return against environment steps, each group's mean with its 95% CI as
     /// a band.
     public static func svg(_ groups: [Group]) -> String {
-        let width = 980.0, height = 420.0, panel = 440.0, margin = 60.0
+        let height = 420.0, panel = 440.0, margin = 60.0
+        let width = 2 * panel + 3 * margin + 20
         var out = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">",
                    "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>"]
         for (column, (key, title)) in [("eval/return", "evaluation return"), ("charts/episodic_return", "training episode return")].enumerated() {
