@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# cluster/slurm.sbatch under a real Slurm: starts a private one-node Slurm (munged, slurmctld, slurmd with their own
+# key, config, spool, state, logs and ports under DIR; proctrack/linuxproc, task/none), then
+#   1. submits a run with the learner as 2 MPI ranks (srun --mpi=pmix) and 2 actors sharing the node, and waits;
+#   2. submits a longer run, requeues it (`scontrol requeue`) after its third iteration, and waits for the requeued
+#      job to resume the same run directory and finish.
+# Every daemon is stopped by the PID it was started with, on any exit. Needs root, slurm-wlm and munge
+# (SlurmTests installs them). Prints one "ok:" line per check and exits 0, or names what failed and exits 1.
+#
+#   scripts/slurm_check.sh DIR BIN        # BIN: the dppo binary the jobs run (a path every node sees)
+set -euo pipefail
+[ $# -eq 2 ] || { echo "usage: $0 DIR BIN" >&2; exit 2; }
+dir=$(mkdir -p "$1" && cd "$1" && pwd)
+bin=$2
+repo=$(cd "$(dirname "$0")/.." && pwd)
+fail() { echo "slurm_check: $*" >&2; for log in "$dir"/log/*.log; do echo "== $log" >&2; tail -n 15 "$log" >&2 || true; done; exit 1; }
+
+pids=()
+stop() {
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[$i]}" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+}
+trap stop EXIT
+
+mkdir -p "$dir"/{state,spool,log}
+head -c 1024 /dev/urandom > "$dir/munge.key"
+chmod 400 "$dir/munge.key"
+host=$(hostname -s)
+port=$((16000 + $$ % 400 * 2))
+cat > "$dir/slurm.conf" <<EOF
+ClusterName=dppocheck
+SlurmctldHost=$host(127.0.0.1)
+SlurmctldPort=$port
+SlurmdPort=$((port + 1))
+AuthType=auth/munge
+AuthInfo=socket=$dir/munge.sock
+CryptoType=crypto/munge
+MpiDefault=none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+ReturnToService=2
+SlurmUser=root
+SlurmdUser=root
+SlurmctldPidFile=$dir/slurmctld.pid
+SlurmdPidFile=$dir/slurmd.pid
+SlurmdSpoolDir=$dir/spool
+StateSaveLocation=$dir/state
+SlurmctldLogFile=$dir/log/slurmctld.log
+SlurmdLogFile=$dir/log/slurmd.log
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=2000 State=UNKNOWN
+PartitionName=check Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE
+EOF
+export SLURM_CONF=$dir/slurm.conf
+/usr/sbin/munged --foreground --socket="$dir/munge.sock" --key-file="$dir/munge.key" --pid-file="$dir/munged.pid" \
+  --log-file="$dir/log/munged.log" --seed-file="$dir/munge.seed" > "$dir/log/munged.out.log" 2>&1 < /dev/null &
+pids+=($!)
+for _ in $(seq 100); do [ -S "$dir/munge.sock" ] && break; sleep 0.1; done
+/usr/sbin/slurmctld -D -f "$SLURM_CONF" > "$dir/log/slurmctld.out.log" 2>&1 < /dev/null &
+pids+=($!)
+/usr/sbin/slurmd -D -f "$SLURM_CONF" > "$dir/log/slurmd.out.log" 2>&1 < /dev/null &
+pids+=($!)
+for _ in $(seq 150); do [ "$(timeout 5 sinfo -h -o %T 2>/dev/null)" = idle ] && break; sleep 0.2; done
+[ "$(timeout 5 sinfo -h -o %T 2>/dev/null)" = idle ] || fail "the private Slurm node did not become idle"
+echo "ok: private Slurm up (slurmctld port $port, node $host)"
+
+openssl rand -hex 32 > "$dir/cluster.key"
+chmod 600 "$dir/cluster.key"
+export DPPO_BIN=$bin DPPO_CLUSTER_KEY_FILE=$dir/cluster.key
+cd "$repo"
+small=(--set model.mlp_dims=[32,32,32] --set model.critic_dims=[32,32,32] --set train.n_steps=20 --set env.n_envs=4
+       --set train.val_freq=0 --set train.eval_episodes=2 --set threads=1)
+"$bin" pretrain --config configs/pendulum/finetune.yaml "${small[@]}" --set pretrain.n_epochs=0 --output "$dir/start" > "$dir/log/start.log" 2>&1
+start=$dir/start/pretrained.safetensors
+
+iterations() { grep -o '"iteration":[0-9]*' "$1/metrics.jsonl" | cut -d: -f2 | tr '\n' ' ' | sed 's/ $//'; }
+
+# 1. Learner as 2 MPI ranks and 2 actors on one node.
+timeout 300 sbatch --wait --nodes=1 --ntasks-per-node=2 --output="$dir/job1.out" cluster/slurm.sbatch configs/pendulum/finetune.yaml \
+  --learner-ranks 2 --run-dir "$dir/run1" "${small[@]}" --set train.n_train_itr=3 --set pretrain.checkpoint="$start" \
+  --set cluster.base_port=$((port + 10)) > /dev/null || fail "job 1 failed: $(tail -n 20 "$dir/job1.out")"
+[ "$(iterations "$dir/run1")" = "0 1 2 3" ] || fail "job 1: metrics iterations $(iterations "$dir/run1")"
+grep -q '"state" : "finished"' "$dir/run1/summary.json" || fail "job 1: summary $(cat "$dir/run1/summary.json")"
+grep -q "× 2 ranks" "$dir/run1/logs/learner.log" || fail "job 1: the learner did not run as 2 ranks: $(head -n 5 "$dir/run1/logs/learner.log")"
+ls "$dir/run1/logs"/actor-*-0.log "$dir/run1/logs"/actor-*-1.log > /dev/null || fail "job 1: no actor logs"
+echo "ok: job 1: learner as 2 MPI ranks and 2 actors on one node; iterations $(iterations "$dir/run1")"
+
+# 2. Requeued mid-run: the learner checkpoints on the SIGTERM, the job runs again and resumes the same directory.
+job=$(sbatch --parsable --nodes=1 --ntasks-per-node=2 --output="$dir/job2.out" --open-mode=append cluster/slurm.sbatch \
+  configs/pendulum/finetune.yaml --run-dir "$dir/run2" "${small[@]}" --set train.n_train_itr=10 --set train.save_model_freq=1 \
+  --set pretrain.checkpoint="$start" --set cluster.base_port=$((port + 20)))
+for _ in $(seq 600); do grep -q '"iteration":3' "$dir/run2/metrics.jsonl" 2>/dev/null && break; sleep 0.1; done
+grep -q '"iteration":3' "$dir/run2/metrics.jsonl" 2>/dev/null || fail "job 2 did not reach iteration 3: $(tail -n 20 "$dir/job2.out")"
+scontrol requeue "$job"
+# A requeued job waits for its begin time (now + 120 s by default); start it as soon as it is pending again.
+for _ in $(seq 300); do [ "$(squeue -h -j "$job" -o %T)" = PENDING ] && break; sleep 0.1; done
+scontrol update JobId="$job" StartTime=now
+for _ in $(seq 1200); do [ -z "$(squeue -h -j "$job" -o %T 2>/dev/null)" ] && break; sleep 0.2; done
+[ -z "$(squeue -h -j "$job" -o %T 2>/dev/null)" ] || fail "job 2 did not finish after its requeue: $(tail -n 20 "$dir/job2.out")"
+restarts=$(scontrol show job "$job" 2>/dev/null | grep -o 'Restarts=[0-9]*' || echo "Restarts=?")
+grep -q "holds checkpoints (restart 1): resuming" "$dir/job2.out" || fail "job 2 was not resumed: $(tail -n 20 "$dir/job2.out")"
+grep -q "stopped after iteration" "$dir/run2/logs/learner.log" || fail "job 2's learner did not checkpoint on the signal"
+[ "$(iterations "$dir/run2")" = "0 1 2 3 4 5 6 7 8 9 10" ] || fail "job 2: metrics iterations $(iterations "$dir/run2")"
+grep -q '"state" : "finished"' "$dir/run2/summary.json" || fail "job 2: summary $(cat "$dir/run2/summary.json")"
+echo "ok: job 2: requeued after iteration 3 ($restarts), resumed the same directory, iterations $(iterations "$dir/run2")"
