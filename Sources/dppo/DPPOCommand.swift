@@ -15,7 +15,7 @@ struct DPPOCommand: ParsableCommand {
         """,
         version: DPPOCommand.versionText,
         subcommands: [Pretrain.self, Learner.self, LearnerRankCheck.self, Actor.self, OfflineTraining.self, Evaluate.self, Collect.self, DatasetCommand.self,
-                      ConfigCommand.self, SweepCommand.self, RunsCommand.self, CompareCommand.self, Bench.self])
+                      ConfigCommand.self, SweepCommand.self, RunsCommand.self, CompareCommand.self, ExportCommand.self, Bench.self])
 
     /// `dppo --version`: the version, the git commit it was built from and the build configuration.
     static var versionText: String { "dppo " + Build.description }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Cluster
 import Foundation
+import Networks
 
 /// `dppo runs [DIR]`: the runs under a folder, one line each; `--check RUN` verifies a run's inputs against its manifest.
 struct RunsCommand: ParsableCommand {
@@ -38,5 +39,26 @@ struct RunsCommand: ParsableCommand {
         }
         guard !entries.isEmpty else { print("no runs under \(directory)"); return }
         print(RunListing.table(entries))
+    }
+}
+
+/// `dppo export --checkpoint CKPT --format reference --output OUT.safetensors`.
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write a checkpoint's weights under the DPPO reference's PyTorch names (docs/checkpoints.md).",
+        discussion: "--format reference: actor.* (base DiffusionMLP), actor_ft.* (fine-tuned copy) and critic.* (CriticObs), each loadable with load_state_dict(strict=True) once its prefix is stripped; optimizer moments are left out.")
+    @Option(help: "The checkpoint (.safetensors with its .json sidecar).")
+    var checkpoint: String
+    @Option(help: "The output format; `reference` is the one there is.")
+    var format: String = "reference"
+    @Option(help: "Where to write the state dict (.safetensors).")
+    var output: String
+
+    func run() throws {
+        guard format == "reference" else { throw ValidationError("--format must be reference") }
+        let tensors = try ReferenceExport.stateDict(of: URL(fileURLWithPath: checkpoint))
+        try Safetensors.write(tensors, metadata: ["format": "dppo-reference-state-dict", "source": checkpoint], to: URL(fileURLWithPath: output))
+        print("wrote \(tensors.count) tensors to \(output)")
     }
 }
