@@ -53,7 +53,7 @@ public final class Socket: @unchecked Sendable {
         _ kind: SocketKind,
         sendTimeoutMilliseconds: Int32 = 1000,
         receiveTimeoutMilliseconds: Int32 = 1000,
-        receiveMaxBytes: Int = 64 << 20
+        receiveMaxBytes: Int = WireLimits().maxWireBytes
     ) throws(SocketError) {
         let descriptor = nn_socket(AF_SP, kind.protocolNumber)
         guard descriptor >= 0 else { throw .last("open \(kind) socket") }

@@ -7,7 +7,7 @@ struct ConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config",
         abstract: "Print the resolved config: every key with its value from the file, --set or its default.",
-        subcommands: [Show.self, Get.self, RunDir.self, Docs.self])
+        subcommands: [Show.self, Get.self, Hash.self, RunDir.self, Docs.self])
 
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print every resolved key as YAML (sections nested, keys sorted).")
@@ -29,6 +29,14 @@ struct ConfigCommand: ParsableCommand {
             let config = try options.load()
             print(try config.resolvedValue(of: key).text)
         }
+    }
+
+    struct Hash: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the config hash actors send in hello (decimal u64; docs/wire-format.md, The config hash).")
+        @OptionGroup var options: ConfigOptions
+
+        func run() throws { print(try options.load().compatibilityHash) }
     }
 
     struct RunDir: ParsableCommand {
