@@ -132,6 +132,15 @@ public enum Checkpoint {
 
     public static func readInfo(from url: URL) throws -> CheckpointInfo {
         let sidecar = sidecarURL(for: url)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            // Name what is there: after the last iteration a run writes `final`, not `itr-N`.
+            let folder = url.deletingLastPathComponent()
+            let present = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
+                .filter { $0.hasSuffix(".safetensors") }.map { String($0.dropLast(".safetensors".count)) }
+                .sorted { $0.localizedStandardCompare($1) == .orderedAscending }
+            throw ConfigError("no checkpoint \(url.path)" + (present.isEmpty ? " (its folder holds none)"
+                : "; \(folder.path) holds \(present.joined(separator: ", ")) (a run's last iteration is saved as final)"))
+        }
         guard let data = try? Data(contentsOf: sidecar) else {
             throw ConfigError("checkpoint sidecar \(sidecar.path) is missing: a checkpoint is the .safetensors file plus its .json")
         }

@@ -83,4 +83,15 @@ final class RunListingTests: XCTestCase {
         let listing = try run(["runs", directory.path])
         XCTAssertTrue(listing.output.contains("pretrain  finished"), listing.output)
     }
+
+    /// `dppo collect --checkpoint RUN/checkpoints/itr-50.safetensors` after a 50-iteration run: the message names what is there.
+    func testAMissingCheckpointNamesTheOnesThere() throws {
+        let folder = try makeTemporaryDirectory("dppo-missing")
+        for name in ["itr-10", "itr-20", "final"] {
+            try Data().write(to: folder.appendingPathComponent("\(name).safetensors"))
+        }
+        XCTAssertThrowsError(try Checkpoint.readInfo(from: folder.appendingPathComponent("itr-30.safetensors"))) { error in
+            XCTAssertTrue("\(error)".contains("holds final, itr-10, itr-20 (a run's last iteration is saved as final)"), "\(error)")
+        }
+    }
 }
