@@ -52,5 +52,13 @@ final class ReferenceExportTests: XCTestCase {
         XCTAssertEqual(byName["actor.mlp_mean.layers.0.weight"]?.shape, [16, config.networkShape.observationDim + 4 + config.networkShape.actionDim * config.networkShape.horizonSteps])
         XCTAssertEqual(byName["critic.Q1.layers.2.weight"]?.values, ours["critic.Q1.output.weight"]?.values)
         XCTAssertFalse(names.contains { $0.contains("optimizer") })
+
+        // The reference's own modules, as scripts/generate_reference_names.py recorded them (torch, DiffusionMLP and
+        // CriticObs with residual_style=True at these sizes): the same names with the same shapes, no more, no fewer.
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/reference-state-dict.json")
+        let recorded = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: fixture)) as? [String: Any])
+        let shapes = try XCTUnwrap(recorded["tensors"] as? [String: [Int]])
+        XCTAssertEqual(Set(shapes.keys), names, "strict=True: exactly the reference's keys")
+        for tensor in exported { XCTAssertEqual(shapes[tensor.name], tensor.shape, tensor.name) }
     }
 }
