@@ -147,6 +147,42 @@ final class ConfigValidationTests: XCTestCase {
         XCTAssertEqual(hash, base)
     }
 
+    /// Every declared key, changed to another valid value: the hash changes exactly when the key is declared
+    /// `hashed`. So the hash follows the declarations, and no key's change reaches actors unnoticed by the hash
+    /// unless its declaration says so.
+    func testEveryKeyMovesTheHashExactlyWhenDeclaredHashed() throws {
+        let base = try RunConfig.parse(yaml: "")
+        var checked = 0
+        for option in RunConfig.options {
+            if case .retired = option.kind { continue }
+            let current = option.read(base)
+            var candidates: [String]
+            switch option.kind {
+            case .integer(let range):
+                candidates = [range.lowerBound, range.lowerBound + 1, min(range.upperBound, 64), 2, 3].map(String.init)
+            case .number(let range), .optionalNumber(let range):
+                candidates = [0.5, 0.25, 2, range.upper, 0.9].filter(range.contains).map { "\($0)" }
+            case .flag: candidates = ["true", "false"]
+            case .text: candidates = ["other", "x.yaml"]
+            case .choice(let choices): candidates = choices
+            case .integers: candidates = ["[64, 64, 64]", "[32]"]
+            case .mapping: candidates = ["{a: 1}"]
+            case .schedule: candidates = ["{first_cycle_steps: 5, warmup_steps: 1}"]
+            case .workers: candidates = ["2", "auto"]
+            case .retired: continue
+            }
+            for candidate in candidates {
+                guard let changed = try? RunConfig.parse(yaml: "", overrides: ["\(option.key)=\(candidate)"]),
+                      option.read(changed) != current else { continue }
+                XCTAssertEqual(changed.compatibilityHash != base.compatibilityHash, option.hashed,
+                               "\(option.key)=\(candidate) \(option.hashed ? "must" : "must not") change the hash")
+                checked += 1
+                break
+            }
+        }
+        XCTAssertGreaterThan(checked, RunConfig.options.count - 6, "almost every key could be changed on its own")
+    }
+
     /// A batch too big for memory is refused before any work, with the keys to lower named.
     func testAnOversizedBatchIsRefusedUpFront() {
         XCTAssertThrowsError(try RunConfig.parse(yaml: "", overrides: ["cluster.actors=1024", "env.n_envs=4096", "train.n_steps=1000"])) { error in

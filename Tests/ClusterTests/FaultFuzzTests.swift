@@ -15,7 +15,7 @@ import Tensors
 ///   a request the learner could grant), so `control_rejections` = the refusal reasons the fuzzer read from the replies,
 ///   reason by reason, and Σ = requests sent − requests not delivered.
 /// - Not delivered, by design: a message larger than the receiving socket's limit (`Socket`'s `receiveMaxBytes`,
-///   nanomsg's NN_RCVMAXSIZE, 64 MiB) never reaches the learner's decoder: nanomsg closes that TCP connection when it
+///   nanomsg's NN_RCVMAXSIZE: `WireLimits.maxWireBytes`, the largest encoding of a 64 MiB payload) never reaches the learner's decoder: nanomsg closes that TCP connection when it
 ///   reads the length prefix. The fuzzer sends those on their own sockets (whatever follows on the closed connection
 ///   would be lost too) and counts them as not delivered.
 /// - `weights` (the learner's PUB → actors' SUB) cannot be attacked from outside: actors connect to the learner's
@@ -322,10 +322,11 @@ private final class Fuzzer: @unchecked Sendable {
 
     // MARK: Sending
 
-    /// Messages over the learner's 64 MiB receive limit, one per endpoint, each on its own socket: never delivered.
+    /// Messages over the learner's receive limit (`WireLimits.maxWireBytes`), one per endpoint, each on its own socket:
+    /// never delivered.
     func sendOversized() throws {
         var huge = try encode(segment(version: Self.farVersion))
-        huge += [UInt8](repeating: 0, count: (64 << 20) + 1 - huge.count + 16)
+        huge += [UInt8](repeating: 0, count: WireLimits().maxWireBytes + 1 - huge.count + 16)
         let bigPush = try Socket(.push, sendTimeoutMilliseconds: 20_000)
         defer { bigPush.close() }
         try bigPush.connect(endpoints.trajectories)

@@ -15,6 +15,26 @@ final class SocketTests: XCTestCase {
         XCTAssertEqual(try pull.receive(), [1, 2, 3])
     }
 
+    /// The largest valid message (a 64 MiB payload that LZ4 could not shrink, with its header) gets through a socket
+    /// with the default limit; one byte past `maxWireBytes` does not.
+    func testTheLargestValidMessageIsDeliveredAndOneBytePastItIsNot() throws {
+        let limits = WireLimits()
+        let pull = try Socket(.pull, receiveTimeoutMilliseconds: 5_000)
+        try pull.bind(url(39051))
+        let push = try Socket(.push, sendTimeoutMilliseconds: 10_000)
+        try push.connect(url(39051))
+        let largest = [UInt8](repeating: 7, count: limits.maxWireBytes)
+        XCTAssertTrue(try push.send(largest))
+        XCTAssertEqual(try pull.receive()?.count, largest.count)
+        let pullPast = try Socket(.pull, receiveTimeoutMilliseconds: 1_500)
+        try pullPast.bind(url(39052))
+        let pushPast = try Socket(.push, sendTimeoutMilliseconds: 10_000)
+        try pushPast.connect(url(39052))
+        XCTAssertTrue(try pushPast.send(largest + [0]))
+        XCTAssertNil(try pullPast.receive(), "nanomsg drops what is over the limit")
+        XCTAssertGreaterThan(limits.maxWireBytes, 96 + limits.maxMessageBytes, "room for the header and an LZ4 frame's growth")
+    }
+
     func testPublishToSubscribeDeliversAfterSettling() throws {
         let publisher = try Socket(.publish)
         try publisher.bind(url(39011))
