@@ -99,14 +99,18 @@ public final class Socket: @unchecked Sendable {
     /// ready to take it); throws on any other failure.
     public func send(_ bytes: [UInt8]) throws(SocketError) -> Bool {
         let socket = try liveDescriptor("send")
-        let sent = bytes.withUnsafeBytes { nn_send(socket, $0.baseAddress, $0.count, 0) }
-        if sent >= 0 { return true }
-        let code = nn_errno()
-        if Socket.isTimeout(code) { return false }
-        throw SocketError(operation: "send \(bytes.count) bytes", code: code)
+        while true {
+            let sent = bytes.withUnsafeBytes { nn_send(socket, $0.baseAddress, $0.count, 0) }
+            if sent >= 0 { return true }
+            let code = nn_errno()
+            if Socket.isTimeout(code) { return false }
+            // A signal (SIGTERM, SIGINT: `StopRequest`) interrupted the wait: send again.
+            if code == EINTR { continue }
+            throw SocketError(operation: "send \(bytes.count) bytes", code: code)
+        }
     }
 
-    /// Receives one message, or nil when the receive timeout expired.
+    /// Receives one message, or nil when the receive timeout expired or a signal interrupted the wait.
     ///
     /// nanomsg allocates the message (zero-copy receive); it is copied into the
     /// array and freed. Messages over `receiveMaxBytes` are dropped by nanomsg
@@ -117,7 +121,8 @@ public final class Socket: @unchecked Sendable {
         let size = nn_recv(socket, &message, dppo_nn_msg(), 0)
         guard size >= 0 else {
             let code = nn_errno()
-            if Socket.isTimeout(code) { return nil }
+            // A timeout, or a signal that interrupted the wait (the caller's loop looks at its stop flag and waits again).
+            if Socket.isTimeout(code) || code == EINTR { return nil }
             throw SocketError(operation: "receive", code: code)
         }
         defer { nn_freemsg(message) }

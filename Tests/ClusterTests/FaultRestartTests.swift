@@ -154,6 +154,23 @@ final class FaultRestartTests: XCTestCase {
         XCTAssertEqual(metricsIterations(run), Array(0...Self.iterations), "every iteration exactly once")
     }
 
+    /// SIGTERM while the learner waits for its first batch (blocked in a socket receive, which the signal interrupts):
+    /// it still checkpoints iteration 0 and exits 0 within 10 s, and the run resumes from that checkpoint.
+    func testSIGTERMWhileWaitingForTheFirstBatch() throws {
+        let binary = try Self.dppoBinary()
+        let (config, start) = try prepare(port: Self.basePort(block: 7) + 150)
+        let run = directory.appendingPathComponent("run")
+        let learner = try launch(binary, ["learner", "--config", config, "--run-dir", run.path, "--base-policy", start], log: "learner")
+        try waitFor("the initial evaluation", in: learner) { self.metricsIterations(run).contains(0) }
+        usleep(300_000)
+        kill(learner.process.processIdentifier, SIGTERM)
+        XCTAssertTrue(learner.wait(seconds: 10), learner.logTail())
+        XCTAssertEqual(learner.status, 0, learner.logTail())
+        let summary = try readJSON(run.appendingPathComponent("summary.json"))
+        XCTAssertEqual(summary["iterations_done"] as? Int, 0)
+        XCTAssertEqual(try Checkpoint.readInfo(from: Checkpoint.latest(in: RunDirectory(url: run))).iteration, 0)
+    }
+
     /// Two learners on one run directory: the second is refused (the directory is locked) and the first goes on.
     func testASecondLearnerOnTheSameRunDirectoryIsRefused() throws {
         let binary = try Self.dppoBinary()
