@@ -3,7 +3,8 @@
 # key, config, spool, state, logs and ports under DIR; proctrack/linuxproc, task/none), then
 #   1. submits a run with the learner as 2 MPI ranks (srun --mpi=pmix) and 2 actors sharing the node, and waits;
 #   2. submits a longer run, requeues it (`scontrol requeue`) after its third iteration, and waits for the requeued
-#      job to resume the same run directory and finish.
+#      job to resume the same run directory and finish;
+#   3. submits a two-seed sweep as a job array (`dppo sweep --slurm`) and waits for both runs to finish.
 # Every daemon is stopped by the PID it was started with, on any exit. Needs root, slurm-wlm and munge
 # (SlurmTests installs them). Prints one "ok:" line per check and exits 0, or names what failed and exits 1.
 #
@@ -109,3 +110,16 @@ grep -q "stopped after iteration" "$dir/run2/logs/learner.log" || fail "job 2's 
 [ "$(iterations "$dir/run2")" = "0 1 2 3 4 5 6 7 8 9 10" ] || fail "job 2: metrics iterations $(iterations "$dir/run2")"
 grep -q '"state" : "finished"' "$dir/run2/summary.json" || fail "job 2: summary $(cat "$dir/run2/summary.json")"
 echo "ok: job 2: requeued after iteration 3 ($restarts), resumed the same directory, iterations $(iterations "$dir/run2")"
+
+# 3. A sweep as a job array (`dppo sweep --slurm`): two seeds, both tasks at once on the node, each its own run.
+submitted=$("$bin" sweep configs/pendulum/finetune.yaml --grid seed=1,2 --slurm --parallel 2 --dir "$dir/sweep" "${small[@]}" \
+  --set train.n_train_itr=2 --set pretrain.checkpoint="$start" --set cluster.base_port=$((port + 40)) \
+  --sbatch=--nodes=1 --sbatch=--ntasks-per-node=2)
+array=$(sed -E 's/^submitted job array ([0-9]+):.*/\1/' <<< "$submitted")
+[[ "$array" =~ ^[0-9]+$ ]] || fail "job 3 was not submitted: $submitted"
+for _ in $(seq 1500); do [ -z "$(squeue -h -j "$array" -o %T 2>/dev/null)" ] && break; sleep 0.2; done
+for seed in 1 2; do
+  grep -q '"state" : "finished"' "$dir/sweep/seed=$seed/summary.json" 2>/dev/null \
+    || fail "job 3: the run for seed $seed did not finish: $(tail -n 20 "$dir"/sweep/slurm-*_$((seed - 1)).out)"
+done
+echo "ok: job 3: a sweep as job array $array, seeds 1 and 2 finished in their own directories"

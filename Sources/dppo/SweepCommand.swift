@@ -26,6 +26,10 @@ struct SweepCommand: ParsableCommand {
     var dir: String?
     @Option(help: "The launcher each run goes through.")
     var launcher: String = "cluster/launch.sh"
+    @Flag(help: "Submit the sweep as one Slurm job array (sweep.sbatch in the sweep directory): task i runs cluster/slurm.sbatch for run i, --parallel tasks at a time.")
+    var slurm = false
+    @Option(name: .customLong("sbatch"), help: "With --slurm: an option for sbatch, e.g. --sbatch=--nodes=2 (repeatable).")
+    var sbatchOptions: [String] = []
 
     func run() throws {
         guard (1...64).contains(parallel) else { throw ValidationError("--parallel must be from 1 to 64") }
@@ -61,6 +65,7 @@ struct SweepCommand: ParsableCommand {
             for index in sweep.runs.indices { sweep.runs[index].attempts = earlier.runs[index].attempts }
         }
         let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        if slurm { return try submit(sweep, directory: directory, base: base, binary: binary) }
         StopRequest.install(log: Cluster.log)
         log("sweep: \(sweep.runs.count) runs in \(directory.path), \(parallel) at a time")
 
@@ -102,6 +107,55 @@ struct SweepCommand: ParsableCommand {
             throw ValidationError("\(unfinished.count) of \(sweep.runs.count) runs did not finish (\(unfinished.map(\.name).joined(separator: ", "))); "
                                   + "see their logs, then run the same command to resume them")
         }
+    }
+
+    /// `--slurm`: writes sweep.sbatch, a job array whose task i runs cluster/slurm.sbatch for run i (on ports
+    /// base + 10 × i); a task whose run finished exits at once, and one with checkpoints resumes (slurm.sbatch), so
+    /// submitting the same sweep again finishes what is left. Prints the job id.
+    func submit(_ sweep: Sweep, directory: URL, base: RunConfig, binary: String) throws {
+        func quoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        let repository = FileManager.default.currentDirectoryPath
+        var cases: [String] = []
+        for (index, run) in sweep.runs.enumerated() {
+            let sets = (overrides + run.overrides).map { "--set " + quoted($0) }.joined(separator: " ")
+            cases.append("  \(index)) run=\(quoted(run.directory)); sets=(\(sets)) ;;")
+        }
+        let script = """
+            #!/usr/bin/env bash
+            # Written by `dppo sweep --slurm`: task i of this array runs run i of \(directory.path)/sweep.json.
+            #SBATCH --array=0-\(sweep.runs.count - 1)%\(parallel)
+            #SBATCH --output=\(directory.path)/slurm-%A_%a.out
+            #SBATCH --signal=B:TERM@120
+            #SBATCH --requeue
+            set -euo pipefail
+            cd \(quoted(repository))
+            case "$SLURM_ARRAY_TASK_ID" in
+            \(cases.joined(separator: "\n"))
+              *) echo "sweep.sbatch: no run $SLURM_ARRAY_TASK_ID" >&2; exit 2 ;;
+            esac
+            if grep -Eq '"state" ?: ?"finished"' "$run/summary.json" 2>/dev/null; then echo "sweep.sbatch: $run finished already"; exit 0; fi
+            export DPPO_BIN=${DPPO_BIN:-\(quoted(binary))}
+            exec bash cluster/slurm.sbatch \(quoted(config)) --run-dir "$run" "${sets[@]}" --set cluster.base_port=$((\(base.cluster.basePort) + 10 * SLURM_ARRAY_TASK_ID))
+
+            """
+        let url = directory.appendingPathComponent("sweep.sbatch")
+        try script.write(to: url, atomically: true, encoding: .utf8)
+        var submitted = sweep
+        for index in submitted.runs.indices where Sweep.step(for: submitted.runs[index]) != .skip { submitted.runs[index].state = "submitted" }
+        try submitted.write(to: directory)
+        guard let sbatch = ["/usr/bin/sbatch", "/usr/local/bin/sbatch"].first(where: FileManager.default.isExecutableFile) else {
+            throw ValidationError("wrote \(url.path), but there is no sbatch here: submit it with `sbatch \(url.path)` on the cluster")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: sbatch)
+        process.arguments = ["--parsable"] + sbatchOptions + [url.path]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let job = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw ValidationError("sbatch refused \(url.path) (exit \(process.terminationStatus))") }
+        print("submitted job array \(job): \(sweep.runs.count) runs, \(parallel) at a time; `dppo runs \(directory.path)` shows them")
     }
 
     /// Starts `run`'s cluster: resumed when it has a checkpoint, afresh otherwise (moving a failed start aside).
