@@ -117,8 +117,9 @@ def parse_tensors(payload: memoryview) -> dict:
     (count,) = struct.unpack("<I", take(4, "tensor count"))
     if count > MAX_TENSORS:
         raise WireError("too_large", f"{count} tensors")
-    entries = []
+    entries, data_bytes = [], 0
     for index in range(count):
+        # The order of the Swift decoder (TensorTableReader.readEntry), check by check, so both name the same reason.
         (name_length,) = struct.unpack("<H", take(2, f"name length of tensor {index}"))
         if name_length > MAX_NAME_BYTES:
             raise WireError("too_large", f"name of tensor {index}")
@@ -126,13 +127,18 @@ def parse_tensors(payload: memoryview) -> dict:
             name = bytes(take(name_length, f"name of tensor {index}")).decode("utf-8")
         except UnicodeDecodeError:
             raise WireError("malformed_table", f"name of tensor {index} is not UTF-8") from None
-        if any(name == entry[0] for entry in entries):
-            raise WireError("malformed_table", f"duplicate name {name!r}")
-        code, tensor_flags, ndim, pad = struct.unpack("<BBBB", take(4, f"entry of {name!r}"))
-        if code not in DTYPES or tensor_flags & ~SHUFFLED or pad:
-            raise WireError("malformed_table", f"dtype, flags or pad of {name!r}")
+        (code,) = struct.unpack("<B", take(1, f"dtype of {name!r}"))
+        if code not in DTYPES:
+            raise WireError("malformed_table", f"dtype code {code} of {name!r}")
+        (tensor_flags,) = struct.unpack("<B", take(1, f"flags of {name!r}"))
+        if tensor_flags & ~SHUFFLED:
+            raise WireError("malformed_table", f"flags of {name!r}")
+        (ndim,) = struct.unpack("<B", take(1, f"dimension count of {name!r}"))
         if ndim > MAX_DIMENSIONS:
             raise WireError("too_large", f"{ndim} dimensions in {name!r}")
+        (pad,) = struct.unpack("<B", take(1, f"pad of {name!r}"))
+        if pad:
+            raise WireError("malformed_table", f"pad byte of {name!r}")
         shape = struct.unpack(f"<{ndim}I", take(4 * ndim, f"dimensions of {name!r}"))
         dtype = DTYPES[code]
         size = dtype.itemsize
@@ -143,9 +149,14 @@ def parse_tensors(payload: memoryview) -> dict:
         (declared,) = struct.unpack("<Q", take(8, f"data length of {name!r}"))
         if declared != size:
             raise WireError("length_mismatch", f"{name!r} declares {declared} bytes, needs {size}")
+        if any(name == entry[0] for entry in entries):
+            raise WireError("malformed_table", f"duplicate name {name!r}")
+        data_bytes += size
+        if data_bytes > len(payload) - position:
+            raise WireError("truncated", f"the data of {name!r} (the table declares more data than the payload holds)")
         entries.append((name, dtype, bool(tensor_flags & SHUFFLED), shape, size))
-    if sum(entry[4] for entry in entries) != len(payload) - position:
-        raise WireError("length_mismatch", "tensor data does not fill the payload exactly")
+    if data_bytes != len(payload) - position:
+        raise WireError("length_mismatch", "bytes follow the tensor data in the payload")
     tensors = {}
     for name, dtype, shuffled, shape, size in entries:
         data = np.frombuffer(take(size, f"data of {name!r}"), dtype=np.uint8)
@@ -260,7 +271,19 @@ def main():
     shake.add_argument("--config-hash", type=int, required=True, help="the run's config hash (docs/wire-format.md)")
     shake.add_argument("--index", type=int)
     shake.add_argument("--key-file")
+    reasons = commands.add_parser("reasons", help="decode each file and print its WireError reason, or ok")
+    reasons.add_argument("files", nargs="+")
+    reasons.add_argument("--key-file")
     arguments = parser.parse_args()
+    if arguments.command == "reasons":
+        key = bytes.fromhex(open(arguments.key_file).read().strip()) if arguments.key_file else None
+        for path in arguments.files:
+            try:
+                decode(open(path, "rb").read(), key)
+                print("ok")
+            except WireError as error:
+                print(error.reason)
+        return
     print(json.dumps(handshake(arguments), sort_keys=True))
 
 
