@@ -116,7 +116,9 @@ if [ -z "$key_file" ] && [ -z "${DPPO_CLUSTER_KEY_FILE:-}" ]; then
   echo "launch-ssh: warning: no cluster key (cluster.allow_unauthenticated): messages are not authenticated" >&2
 fi
 
-run_dir=${run_dir:-runs/$name/$(date -u +%Y%m%d-%H%M%S)}
+if [ -z "$run_dir" ]; then
+  if $print_plan; then run_dir="runs/$name/<new: dppo config run-dir>"; else run_dir=$(new_run_dir); fi
+fi
 case "$run_dir" in /*) remote_run=$run_dir ;; *) remote_run=$remote_dir/$run_dir ;; esac
 remote_config=$remote_run/actor-config.yaml
 

@@ -84,7 +84,10 @@ if [ -n "$resume" ]; then
   learner_start=(--resume "$run_dir" ${allow_changes[@]+"${allow_changes[@]}"})
   echo "launch: resuming $run_dir from its latest checkpoint"
 elif [ -z "$checkpoint" ]; then
-  "$bin" pretrain --config "$config" "${overrides[@]}" --output "$run_dir/pretrain" 2>&1 | tee "$run_dir/logs/pretrain.log"
+  # In the background and waited for, so a signal reaches the launcher's trap (which stops it) at once.
+  "$bin" pretrain --config "$config" "${overrides[@]}" --output "$run_dir/pretrain" > >(tee "$run_dir/logs/pretrain.log") 2>&1 &
+  pids+=("$!")
+  wait "$!"
   checkpoint="$run_dir/pretrain/pretrained.safetensors"
 fi
 [ -n "$resume" ] || learner_start=(--run-dir "$run_dir" --base-policy "$checkpoint")

@@ -102,7 +102,9 @@ public struct ConfigOption: @unchecked Sendable {
 
     /// The value `raw` (from YAML; nil when the key is absent) stands for, checked against `kind`.
     func value(from raw: Any?) throws -> ConfigValue {
-        guard let raw, !(raw is NSNull) else {
+        // Absent: the field's default (target_kl's is 1). An explicit null (`~`) means none where a key allows it.
+        guard let raw else { return defaultValue }
+        if raw is NSNull {
             switch kind {
             case .optionalNumber, .schedule: return .null
             default: return defaultValue

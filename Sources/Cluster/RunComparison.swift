@@ -80,17 +80,11 @@ public enum RunComparison {
         return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
     }
 
-    /// The mean of the middle 50% (rliable's IQM): each value weighted by its overlap with the quartile range
-    /// [n/4, 3n/4) of the sorted values, so it is defined for any n.
+    /// The interquartile mean as rliable computes it (`scipy.stats.trim_mean(x, 0.25)`): the mean of the sorted
+    /// values with ⌊n/4⌋ cut from each end.
     public static func interquartileMean(_ values: [Double]) -> Double {
-        let sorted = values.sorted(), n = Double(sorted.count)
-        let low = n / 4, high = 3 * n / 4
-        var total = 0.0
-        for (index, value) in sorted.enumerated() {
-            let overlap = max(0, min(Double(index + 1), high) - max(Double(index), low))
-            total += overlap * value
-        }
-        return total / (high - low)
+        let sorted = values.sorted(), cut = sorted.count / 4
+        return mean(Array(sorted[cut..<(sorted.count - cut)]))
     }
 
     // MARK: - Tables

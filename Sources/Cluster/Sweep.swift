@@ -63,6 +63,10 @@ public struct Sweep: Codable, Sendable, Equatable {
             return Run(name: name, overrides: zip(keys, values).map { "\($0)=\($1)" }, directory: directory.appendingPathComponent(name).path,
                        state: "pending", attempts: 0)
         }
+        let names = runs.map(\.name)
+        if let clash = names.first(where: { name in names.filter { $0 == name }.count > 1 }) {
+            throw ConfigError("two grid combinations would share the run directory \(clash) (values differing only in '/' or spaces)")
+        }
         return Sweep(config: config, grid: grid, sets: sets, runs: runs)
     }
 

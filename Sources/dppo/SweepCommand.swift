@@ -55,6 +55,10 @@ struct SweepCommand: ParsableCommand {
                 throw ConfigError("run \(run.name): \(error.message)")
             }
         }
+        let slots = slurm ? sweep.runs.count : parallel
+        guard base.cluster.basePort + 10 * (slots - 1) <= 65_533 else {
+            throw ValidationError("cluster.base_port \(base.cluster.basePort) + 10 × \(slots - 1) (one set of ports per \(slurm ? "run" : "slot")) passes 65533: lower it")
+        }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let lock = try RunDirectory.lock(directory, job: "sweep")
         defer { withExtendedLifetime(lock) {} }
@@ -77,9 +81,9 @@ struct SweepCommand: ParsableCommand {
         save()
         while !queue.isEmpty || !running.isEmpty {
             if StopRequest.isRequested {
-                // Each launcher passes the signal to its learner, which checkpoints; then the sweep stops. Ctrl-C (SIGINT)
-                // reached the launchers already, with the whole terminal's process group; SIGTERM came to the sweep alone.
-                if StopRequest.requestedSignal == SIGTERM { for child in running { kill(child.process.processIdentifier, SIGTERM) } }
+                // Each launcher passes the signal to its learner, which checkpoints; then the sweep stops. Foundation starts
+                // each child in its own process group, so a terminal's Ctrl-C reached only the sweep: forward it always.
+                for child in running { kill(child.process.processIdentifier, SIGTERM) }
                 for child in running { child.process.waitUntilExit(); sweep.runs[child.index].state = state(of: sweep.runs[child.index]) }
                 save()
                 log("sweep: stopped; run the same command (with --dir \(directory.path)) to continue")

@@ -106,6 +106,15 @@ final class ConfigValidationTests: XCTestCase {
         XCTAssertNotNil(text.range(of: pattern, options: .regularExpression), text)
     }
 
+    /// An absent optional key keeps its field's default; only an explicit null clears it (target_kl defaults to 1).
+    func testAbsentOptionalKeysKeepTheirDefaults() throws {
+        XCTAssertEqual(try RunConfig.parse(yaml: "").train.dppo.targetKL, 1)
+        XCTAssertNil(try RunConfig.parse(yaml: "train: {target_kl: null}").train.dppo.targetKL)
+        XCTAssertNil(try RunConfig.parse(yaml: "", overrides: ["train.target_kl=~"]).train.dppo.targetKL)
+        XCTAssertNil(try RunConfig.parse(yaml: "").train.dppo.maxGradientNorm)
+        XCTAssertEqual(try RunConfig.parse(yaml: "").resolvedValue(of: "train.target_kl"), .double(1))
+    }
+
     func testTyposSuggestTheNearestKey() {
         XCTAssertThrowsError(try RunConfig.parse(yaml: "train:\n  actor_lrr: 1e-4\n")) { error in
             XCTAssertTrue("\(error)".contains("did you mean train.actor_lr?"), "\(error)")

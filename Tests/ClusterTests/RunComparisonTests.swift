@@ -10,10 +10,11 @@ final class RunComparisonTests: XCTestCase {
         XCTAssertEqual(RunComparison.median([4, 1, 3, 2]), 2.5)
         XCTAssertEqual(RunComparison.standardDeviation([2, 4, 4, 4, 5, 5, 7, 9]), (32.0 / 7).squareRoot(), accuracy: 1e-12)
         XCTAssertEqual(RunComparison.standardDeviation([5]), 0)
-        // IQM: the middle half. Of 8 values, the 3rd to 6th; of 3, a quarter of each outer one and all of the middle.
+        // IQM as rliable (scipy's trim_mean(x, 0.25)): ⌊n/4⌋ cut from each end. Of 8 values the 3rd to 6th; of 5 the
+        // middle 3; of 3 all of them.
         XCTAssertEqual(RunComparison.interquartileMean([1, 2, 3, 4, 5, 6, 7, 100]), 4.5, accuracy: 1e-12)
-        let weighted: Double = (0.25 * 0.0 + 1.0 * 10.0 + 0.25 * 100.0) / 1.5
-        XCTAssertEqual(RunComparison.interquartileMean([0, 10, 100]), weighted, accuracy: 1e-12)
+        XCTAssertEqual(RunComparison.interquartileMean([100, 1, 2, 3, -50]), 2, accuracy: 1e-12)
+        XCTAssertEqual(RunComparison.interquartileMean([0, 10, 100]), 110.0 / 3, accuracy: 1e-12)
         XCTAssertEqual(RunComparison.interquartileMean([7]), 7, accuracy: 1e-12)
     }
 

@@ -195,7 +195,8 @@ public final class Learner {
             var record = iterationMetrics(iteration: iteration + 1, started: started, iterationStart: iterationStart,
                                           rolloutSeconds: rolloutSeconds, updateSeconds: updateSeconds, statistics: statistics,
                                           episodeReturns: episodeReturns, receiver: receiver, control: control)
-            if evaluator.isDue(afterIteration: iteration + 1) {
+            // A stop asked for during the update skips the evaluation: the checkpoint comes first (within 10 s).
+            if evaluator.isDue(afterIteration: iteration + 1) && !(StopRequest.isRequested && !isLast) {
                 lastEvaluation = try evaluator.evaluate()
                 record.evaluation = IterationMetrics.Evaluation(lastEvaluation)
             }
