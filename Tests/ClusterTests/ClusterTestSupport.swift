@@ -45,3 +45,30 @@ final class ErrorCollector: @unchecked Sendable {
     func append(_ error: Error) { lock.lock(); collected.append(error); lock.unlock() }
     var errors: [Error] { lock.lock(); defer { lock.unlock() }; return collected }
 }
+
+/// Whether `python3` can import `modules` (e.g. "numpy, lz4.frame"): the tests that need Python packages skip without them.
+func pythonHas(_ modules: String) -> Bool {
+    let check = Process()
+    check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    check.arguments = ["python3", "-c", "import \(modules)"]
+    check.standardOutput = FileHandle.nullDevice
+    check.standardError = FileHandle.nullDevice
+    guard (try? check.run()) != nil else { return false }
+    check.waitUntilExit()
+    return check.terminationStatus == 0
+}
+
+/// Runs a short command to its end and returns its status and output (stdout and stderr together).
+func runToEnd(_ executable: URL, _ arguments: [String], in directory: URL? = nil) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    if let directory { process.currentDirectoryURL = directory }
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}

@@ -46,18 +46,7 @@ final class RunListingTests: XCTestCase {
         let dataset = directory.appendingPathComponent("data.safetensors").path
         let output = directory.appendingPathComponent("pretrain").path
         let config = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../configs/pendulum/finetune.yaml").path
-        func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-            let process = Process()
-            process.executableURL = binary
-            process.arguments = arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-        }
+        func run(_ arguments: [String]) throws -> (status: Int32, output: String) { try runToEnd(binary, arguments) }
         let small = ["--set", "model.mlp_dims=[16, 16, 16]", "--set", "model.time_dim=4"]
         XCTAssertEqual(try run(["collect", "--config", config, "--episodes", "2", "--output", dataset] + small).status, 0)
         let pretrain = try run(["pretrain", "--config", config, "--output", output, "--set", "pretrain.dataset=\(dataset)",

@@ -27,19 +27,7 @@ final class SweepTests: XCTestCase {
                          "--set", "train.n_train_itr=2", "--set", "pretrain.n_epochs=1", "--set", "env.n_envs=3", "--set", "train.n_steps=20",
                          "--set", "train.val_freq=0", "--set", "train.eval_episodes=2", "--set", "train.save_model_freq=1",
                          "--set", "model.mlp_dims=[32, 32, 32]", "--set", "cluster.base_port=\(port)"]
-        func sweep() throws -> (status: Int32, output: String) {
-            let process = Process()
-            process.executableURL = binary
-            process.arguments = arguments
-            process.currentDirectoryURL = repository
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-        }
+        func sweep() throws -> (status: Int32, output: String) { try runToEnd(binary, arguments, in: repository) }
         let first = try sweep()
         XCTAssertEqual(first.status, 0, first.output)
         var manifest = try Sweep.read(from: directory)

@@ -33,13 +33,7 @@ final class TensorBoardTests: XCTestCase {
 
     /// The same run read by TensorBoard itself (`scripts/tensorboard_readback.py`, the `tensorboard` package).
     func testTensorBoardReadsBackWhatMetricsHold() throws {
-        let check = Process()
-        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        check.arguments = ["python3", "-c", "import tensorboard"]
-        check.standardError = FileHandle.nullDevice
-        try check.run()
-        check.waitUntilExit()
-        guard check.terminationStatus == 0 else {
+        guard pythonHas("tensorboard") else {
             throw XCTSkip("the Python tensorboard package is not installed (pip install -r scripts/requirements-test.txt)")
         }
         let run = try tinyRun(portBlock: 22_000)

@@ -9,13 +9,7 @@ import Transport
 /// weights decode and check, a heartbeat is answered.
 final class WireClientTests: XCTestCase {
     func testThePythonClientIsAcceptedByALiveLearner() throws {
-        let check = Process()
-        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        check.arguments = ["python3", "-c", "import numpy, lz4.frame"]
-        check.standardError = FileHandle.nullDevice
-        try check.run()
-        check.waitUntilExit()
-        guard check.terminationStatus == 0 else {
+        guard pythonHas("numpy, lz4.frame") else {
             throw XCTSkip("numpy and lz4 are not installed for Python (pip install -r scripts/requirements-test.txt)")
         }
         let binary = try FaultRestartTests.dppoBinary()
@@ -89,13 +83,7 @@ final class WireClientTests: XCTestCase {
     /// bit flips, patched header and table fields), without and with a key. The Python client names the same reason
     /// as the Swift decoder for every one, or accepts the same messages.
     func testThePythonDecoderNamesTheSwiftDecodersReasons() throws {
-        let check = Process()
-        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        check.arguments = ["python3", "-c", "import numpy, lz4.frame"]
-        check.standardError = FileHandle.nullDevice
-        try check.run()
-        check.waitUntilExit()
-        guard check.terminationStatus == 0 else { throw XCTSkip("numpy and lz4 are not installed for Python") }
+        guard pythonHas("numpy, lz4.frame") else { throw XCTSkip("numpy and lz4 are not installed for Python") }
         let directory = try makeTemporaryDirectory("dppo-wire-reasons")
         let key = Array(0..<32).map { UInt8($0) }
         try key.map { String(format: "%02x", $0) }.joined().write(to: directory.appendingPathComponent("key"), atomically: true, encoding: .utf8)
