@@ -58,12 +58,15 @@ func pythonHas(_ modules: String) -> Bool {
     return check.terminationStatus == 0
 }
 
-/// Runs a short command to its end and returns its status and output (stdout and stderr together).
-func runToEnd(_ executable: URL, _ arguments: [String], in directory: URL? = nil) throws -> (status: Int32, output: String) {
+/// Runs a short command to its end and returns its status and output (stdout and stderr together); `environment`
+/// is added to this process's.
+func runToEnd(_ executable: URL, _ arguments: [String], in directory: URL? = nil,
+              environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
     if let directory { process.currentDirectoryURL = directory }
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe
