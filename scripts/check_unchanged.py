@@ -6,7 +6,8 @@ Identical means:
 - every metrics.jsonl record has the same keys and values, except fields that measure time or depend on
   thread timing (VOLATILE below: wall and step-rate figures, queue depths, actors' heartbeat rates);
 - every checkpoint (*.safetensors) holds the same tensors, byte for byte, and its JSON sidecar the same
-  values except wall time;
+  values except wall time (sidecar keys compared in snake_case, so a camelCase sidecar of an earlier version
+  matches its snake_case successor);
 - summary.json the same values except wall time and the provenance fields (dppo, config_hash, started_from);
   keys only the newer summary has are listed as notes, not differences.
 
@@ -52,6 +53,18 @@ def stable(value, root=""):
     if isinstance(value, str) and root:
         return value.replace(root, "<out>")
     return value
+
+
+def snake_keys(value):
+    """A sidecar with its field names in snake_case (`policyVersion` -> `policy_version`, `useDDIM` -> `use_ddim`);
+    the keys of dropped_segments are drop reasons, not field names, and stay as they are."""
+    if not isinstance(value, dict):
+        return [snake_keys(v) for v in value] if isinstance(value, list) else value
+    result = {}
+    for key, child in value.items():
+        name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", key).lower()
+        result[name] = child if name == "dropped_segments" else snake_keys(child)
+    return result
 
 
 def metadata_values(metadata):
@@ -113,6 +126,9 @@ def compare(before_root, after_root):
                 if ta[name] != tb[name]:
                     problems.append(f"{relative}: tensor {name} differs")
             compare_json(metadata_values(ma), metadata_values(mb), f"{relative} metadata", problems, roots)
+        elif before.with_suffix(".safetensors").exists():
+            compare_json(snake_keys(json.loads(before.read_text())), snake_keys(json.loads(after.read_text())), str(relative),
+                         problems, roots)
         else:
             compare_json(json.loads(before.read_text()), json.loads(after.read_text()), str(relative), problems, roots)
     return compared, problems

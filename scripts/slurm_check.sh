@@ -4,6 +4,8 @@
 #   1. submits a run with the learner as 2 MPI ranks (srun --mpi=pmix) and 2 actors sharing the node, and waits;
 #   2. submits a longer run, requeues it (`scontrol requeue`) after its third iteration, and waits for the requeued
 #      job to resume the same run directory and finish;
+#   2b. submits a run into a directory holding metrics but no checkpoint (a job killed outright before its first
+#      save), which keeps those under attempts/ and runs again;
 #   3. submits a two-seed sweep as a job array (`dppo sweep --slurm`) and waits for both runs to finish.
 # Every daemon is stopped by the PID it was started with, on any exit. Needs root, slurm-wlm and munge
 # (SlurmTests installs them). Prints one "ok:" line per check and exits 0, or names what failed and exits 1.
@@ -110,6 +112,17 @@ grep -q "stopped after iteration" "$dir/run2/logs/learner.log" || fail "job 2's 
 [ "$(iterations "$dir/run2")" = "0 1 2 3 4 5 6 7 8 9 10" ] || fail "job 2: metrics iterations $(iterations "$dir/run2")"
 grep -q '"state" : "finished"' "$dir/run2/summary.json" || fail "job 2: summary $(cat "$dir/run2/summary.json")"
 echo "ok: job 2: requeued after iteration 3 ($restarts), resumed the same directory, iterations $(iterations "$dir/run2")"
+
+# 2b. A run directory left by a job killed before its first checkpoint (metrics, no checkpoint): the next job keeps
+# those outputs under attempts/ and runs the whole run again.
+mkdir -p "$dir/run2b"
+cp "$dir/run1/metrics.jsonl" "$dir/run2b/"
+timeout 300 sbatch --wait --nodes=1 --ntasks-per-node=2 --output="$dir/job2b.out" cluster/slurm.sbatch configs/pendulum/finetune.yaml \
+  --run-dir "$dir/run2b" "${small[@]}" --set train.n_train_itr=2 --set pretrain.checkpoint="$start" \
+  --set cluster.base_port=$((port + 30)) > /dev/null || fail "job 2b failed: $(tail -n 20 "$dir/job2b.out")"
+[ "$(iterations "$dir/run2b")" = "0 1 2" ] || fail "job 2b: metrics iterations $(iterations "$dir/run2b")"
+cmp -s "$dir/run1/metrics.jsonl" "$dir"/run2b/attempts/*/metrics.jsonl || fail "job 2b: the earlier attempt's metrics were not kept"
+echo "ok: job 2b: a directory with metrics and no checkpoint: the earlier attempt kept in attempts/, iterations $(iterations "$dir/run2b")"
 
 # 3. A sweep as a job array (`dppo sweep --slurm`): two seeds, both tasks at once on the node, each its own run.
 submitted=$("$bin" sweep configs/pendulum/finetune.yaml --grid seed=1,2 --slurm --parallel 2 --dir "$dir/sweep" "${small[@]}" \

@@ -85,10 +85,8 @@ public enum Checkpoint {
             tensors += update.critic.parameters.namedTensors(prefix: "critic.")
             tensors += update.actorOptimizer.momentTensors(name: "actor") + update.criticOptimizer.momentTensors(name: "critic")
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return Encoded(tensors: try Safetensors.encode(tensors, metadata: ["format": "dppo-swift-checkpoint", "kind": info.kind]),
-                       sidecar: try encoder.encode(info))
+                       sidecar: try SidecarCoding.encoder().encode(info))
     }
 
     /// The fine-tuning checkpoint of `run` with the most iterations (`itr-N` or `final`): where `--resume` continues.
@@ -144,7 +142,7 @@ public enum Checkpoint {
         guard let data = try? Data(contentsOf: sidecar) else {
             throw ConfigError("checkpoint sidecar \(sidecar.path) is missing: a checkpoint is the .safetensors file plus its .json")
         }
-        do { return try JSONDecoder().decode(CheckpointInfo.self, from: data) } catch {
+        do { return try SidecarCoding.decoder().decode(CheckpointInfo.self, from: data) } catch {
             throw ConfigError("checkpoint sidecar \(sidecar.path) is not valid: \(error)")
         }
     }

@@ -4,8 +4,9 @@ import Yams
 /// The config of a resumed run: its own `config.yaml`, or the one given, with `--set` on top; checked against the
 /// saved one key by key. Bookkeeping keys (`ConfigOption.changeableOnResume`: iterations, cadences, ports,
 /// timeouts, threads) may change; a change to any other key changes the computation and is refused unless
-/// `allowChanges`. Every accepted change is logged and appended to `config-history.yaml`, so the run's history
-/// survives `config.yaml` being rewritten with the config it now runs under.
+/// `allowChanges`. Every accepted change is logged and appended to `config-history.yaml` (`Resumed.record`) when
+/// the job rewrites `config.yaml` with the config it now runs under, so the run's history survives it; a resume
+/// refused later (the run is locked by another process, or already finished) records nothing.
 public enum ConfigResume {
     public struct Change: Sendable, Equatable {
         public let key: String
@@ -14,8 +15,23 @@ public enum ConfigResume {
         public let bookkeeping: Bool
     }
 
-    public static func load(run: RunDirectory, config path: String?, overrides: [String], allowChanges: Bool, record: Bool = true,
-                            log: (String) -> Void = Cluster.log) throws -> RunConfig {
+    /// The resolved config of a resume and the changes it makes to the run's saved one.
+    public struct Resumed: Sendable {
+        public let config: RunConfig
+        public let changes: [Change]
+    }
+
+    /// Logs the accepted `changes` and appends them to the run's `config-history.yaml`. A job calls this once it
+    /// holds the run's lock and has checked that the run can continue, just before it rewrites `config.yaml`.
+    public static func record(_ changes: [Change], in run: RunDirectory, log: (String) -> Void = Cluster.log) throws {
+        guard !changes.isEmpty else { return }
+        for change in changes {
+            log("resume: \(change.key) \(change.saved) → \(change.requested)\(change.bookkeeping ? "" : " (changes the computation; --allow-changes)")")
+        }
+        try appendHistory(changes, to: run.url.appendingPathComponent("config-history.yaml"))
+    }
+
+    public static func load(run: RunDirectory, config path: String?, overrides: [String], allowChanges: Bool) throws -> Resumed {
         guard FileManager.default.fileExists(atPath: run.config.path) else {
             throw ConfigError("\(run.url.path) has no config.yaml: it is not a run directory, or its run never started")
         }
@@ -28,12 +44,7 @@ public enum ConfigResume {
             throw ConfigError("--resume would change what the run computes: \(listed)\(refused.count > 6 ? ", …" : ""); "
                               + "resume with the run's own config (drop --config and those --set), or pass --allow-changes to accept")
         }
-        guard !changes.isEmpty, record else { return requested }
-        for change in changes {
-            log("resume: \(change.key) \(change.saved) → \(change.requested)\(change.bookkeeping ? "" : " (changes the computation; --allow-changes)")")
-        }
-        try appendHistory(changes, to: run.url.appendingPathComponent("config-history.yaml"))
-        return requested
+        return Resumed(config: requested, changes: changes)
     }
 
     /// The keys whose resolved values differ, in declaration order.

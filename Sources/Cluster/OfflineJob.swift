@@ -183,7 +183,8 @@ struct OfflineResumeState: Codable {
 /// `resume`: continue the run in `run` from its `checkpoints/resume-state.safetensors` (`dppo offline --resume`);
 /// `offline.n_steps` may be raised to train on. Returns the summary written to summary.json.
 @discardableResult
-public func runOffline(config: RunConfig, run: RunDirectory, resume: Bool = false, log: (String) -> Void = Cluster.log) throws -> [String: Any] {
+public func runOffline(config: RunConfig, run: RunDirectory, resume: Bool = false, changes: [ConfigResume.Change] = [],
+                       log: (String) -> Void = Cluster.log) throws -> [String: Any] {
     let lock = try run.lock(job: resume ? "offline (resumed)" : "offline")
     defer { withExtendedLifetime(lock) {} }
     BLAS.setThreads(config.workerThreads(for: .offline))
@@ -259,6 +260,7 @@ public func runOffline(config: RunConfig, run: RunDirectory, resume: Bool = fals
             throw ConfigError("the run in \(run.url.path) already finished \(resumed.state.step) of offline.n_steps \(settings.steps); raise offline.n_steps to continue it")
         }
         try resumed.state.restore(into: trainer, tensors: resumed.tensors)
+        try ConfigResume.record(changes, in: run, log: log)
         try config.resolvedYAML.write(to: run.config, atomically: true, encoding: .utf8)
         let discarded = try MetricsWriter.discardRecords(in: run.metrics) { record in (record["step"] as? Int).map { $0 <= resumed.state.step } ?? true }
         log("offline: resuming \(run.url.path) at step \(resumed.state.step) of \(settings.steps)\(discarded > 0 ? " (\(discarded) metrics records after it dropped)" : "")")

@@ -78,10 +78,10 @@ struct ConfigOptions: ParsableArguments {
         return try RunConfig.load(path: config, overrides: overrides)
     }
 
-    /// The config of a run continued with `--resume RUN`: checked against RUN/config.yaml (`ConfigResume`).
-    /// `record`: log the accepted changes and append them to config-history.yaml (learner rank 0 only).
-    func loadResuming(_ run: RunDirectory, allowChanges: Bool, record: Bool = true) throws -> RunConfig {
-        try ConfigResume.load(run: run, config: config, overrides: overrides, allowChanges: allowChanges, record: record)
+    /// The config of a run continued with `--resume RUN`: checked against RUN/config.yaml (`ConfigResume`); the job
+    /// records the accepted changes once it has taken the run.
+    func loadResuming(_ run: RunDirectory, allowChanges: Bool) throws -> ConfigResume.Resumed {
+        try ConfigResume.load(run: run, config: config, overrides: overrides, allowChanges: allowChanges)
     }
 }
 
@@ -126,7 +126,8 @@ extension DPPOCommand {
             StopRequest.install(log: Cluster.log)
             if let resume {
                 let run = try RunDirectory(url: URL(fileURLWithPath: resume))
-                try runOffline(config: try options.loadResuming(run, allowChanges: allowChanges), run: run, resume: true)
+                let resumed = try options.loadResuming(run, allowChanges: allowChanges)
+                try runOffline(config: resumed.config, run: run, resume: true, changes: resumed.changes)
                 return
             }
             let config = try options.load()
@@ -159,13 +160,12 @@ extension DPPOCommand {
             StopRequest.install(log: Cluster.log)
             // Started by mpirun (or srun) as several ranks: rank 0 is the learner, the others share its updates.
             let launched = MPIGroup.launched()
-            let config = try resume.map {
-                try options.loadResuming(try RunDirectory(url: URL(fileURLWithPath: $0)), allowChanges: allowChanges, record: (launched?.rank ?? 0) == 0)
-            } ?? options.load()
-            guard let group = launched else { return try runLearner(config: config, group: nil) }
+            let resumed = try resume.map { try options.loadResuming(try RunDirectory(url: URL(fileURLWithPath: $0)), allowChanges: allowChanges) }
+            let config = try resumed?.config ?? options.load()
+            guard let group = launched else { return try runLearner(config: config, changes: resumed?.changes ?? [], group: nil) }
             do {
                 if group.rank == 0 {
-                    try runLearner(config: config, group: group)
+                    try runLearner(config: config, changes: resumed?.changes ?? [], group: group)
                 } else {
                     try runLearnerRank(config: config, group: group)
                 }
@@ -176,9 +176,9 @@ extension DPPOCommand {
             }
         }
 
-        func runLearner(config: RunConfig, group: MPIGroup?) throws {
+        func runLearner(config: RunConfig, changes: [ConfigResume.Change], group: MPIGroup?) throws {
             if let resume {
-                try Cluster.Learner(config: config, resuming: try RunDirectory(url: URL(fileURLWithPath: resume)), group: group).run()
+                try Cluster.Learner(config: config, resuming: try RunDirectory(url: URL(fileURLWithPath: resume)), changes: changes, group: group).run()
                 return
             }
             let run = try runDir.map { try RunDirectory(url: URL(fileURLWithPath: $0)) } ?? RunDirectory.create(root: "runs", name: config.name, seed: config.seed)

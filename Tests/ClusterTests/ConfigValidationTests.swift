@@ -259,14 +259,18 @@ final class ConfigResumeTests: XCTestCase {
     func testBookkeepingChangesAreAcceptedAndRecorded() throws {
         let run = try makeRun()
         var lines: [String] = []
-        let config = try ConfigResume.load(run: run, config: nil, overrides: ["train.n_train_itr=9", "threads=1"], allowChanges: false,
-                                           log: { lines.append($0) })
+        let resumed = try ConfigResume.load(run: run, config: nil, overrides: ["train.n_train_itr=9", "threads=1"], allowChanges: false)
+        let config = resumed.config
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run.url.appendingPathComponent("config-history.yaml").path),
+                       "recorded by the job once it holds the run, not when the config is read")
+        try ConfigResume.record(resumed.changes, in: run, log: { lines.append($0) })
         XCTAssertEqual(config.train.iterations, 9)
         XCTAssertEqual(config.train.dppo.actorLearningRate, 1e-4, "the run's own value, not the default")
         XCTAssertEqual(lines, ["resume: threads auto → 1", "resume: train.n_train_itr 5 → 9"])
         let history = try String(contentsOf: run.url.appendingPathComponent("config-history.yaml"), encoding: .utf8)
         XCTAssertTrue(history.contains("train.n_train_itr:") && history.contains("from: '5'") && history.contains("to: '9'"), history)
-        _ = try ConfigResume.load(run: run, config: nil, overrides: ["train.val_freq=3"], allowChanges: false, log: { _ in })
+        try ConfigResume.record(ConfigResume.load(run: run, config: nil, overrides: ["train.val_freq=3"], allowChanges: false).changes,
+                                in: run, log: { _ in })
         let entries = try XCTUnwrap(try Yams.load(yaml: String(contentsOf: run.url.appendingPathComponent("config-history.yaml"),
                                                                encoding: .utf8)) as? [[String: Any]])
         XCTAssertEqual(entries.count, 2, "appended, oldest first")
@@ -274,18 +278,38 @@ final class ConfigResumeTests: XCTestCase {
 
     func testComputationChangesNeedAllowChanges() throws {
         let run = try makeRun()
-        XCTAssertThrowsError(try ConfigResume.load(run: run, config: nil, overrides: ["train.actor_lr=0.1"], allowChanges: false, log: { _ in })) { error in
+        XCTAssertThrowsError(try ConfigResume.load(run: run, config: nil, overrides: ["train.actor_lr=0.1"], allowChanges: false)) { error in
             XCTAssertTrue("\(error)".contains("train.actor_lr 0.0001 → 0.1"), "\(error)")
             XCTAssertTrue("\(error)".contains("--allow-changes"), "\(error)")
         }
-        XCTAssertFalse(FileManager.default.fileExists(atPath: run.url.appendingPathComponent("config-history.yaml").path), "nothing recorded")
-        let config = try ConfigResume.load(run: run, config: nil, overrides: ["train.actor_lr=0.1"], allowChanges: true, log: { _ in })
-        XCTAssertEqual(config.train.dppo.actorLearningRate, 0.1)
+        let resumed = try ConfigResume.load(run: run, config: nil, overrides: ["train.actor_lr=0.1"], allowChanges: true)
+        XCTAssertEqual(resumed.config.train.dppo.actorLearningRate, 0.1)
+        try ConfigResume.record(resumed.changes, in: run, log: { _ in })
         let history = try String(contentsOf: run.url.appendingPathComponent("config-history.yaml"), encoding: .utf8)
         XCTAssertTrue(history.contains("train.actor_lr"), history)
         // A whole other config file counts the same way: the shipped default differs from this run in its name and more.
         let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../configs/pendulum/finetune.yaml").path
-        XCTAssertThrowsError(try ConfigResume.load(run: run, config: shipped, overrides: [], allowChanges: false, log: { _ in }))
+        XCTAssertThrowsError(try ConfigResume.load(run: run, config: shipped, overrides: [], allowChanges: false))
+    }
+
+    /// A resume refused after its config was accepted (here: no checkpoint, and another process holding the run)
+    /// leaves config-history.yaml untouched, for the learner and for dppo offline.
+    func testARefusedResumeRecordsNothing() throws {
+        let binary = try FaultRestartTests.dppoBinary()
+        let run = try makeRun()
+        let history = run.url.appendingPathComponent("config-history.yaml")
+        for arguments in [["learner", "--resume", run.url.path, "--set", "train.val_freq=3"],
+                          ["offline", "--resume", run.url.path, "--set", "offline.eval_freq=3"]] {
+            let (status, output) = try runToEnd(binary, arguments)
+            XCTAssertEqual(status, 64, output)
+            XCTAssertTrue(output.hasPrefix("config error:") || output.contains("resume"), output)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: history.path), "\(arguments[0]): \(output)")
+        }
+        let held = try run.lock(job: "test")
+        let (status, output) = try runToEnd(binary, ["offline", "--resume", run.url.path, "--set", "offline.eval_freq=3"])
+        withExtendedLifetime(held) {}
+        XCTAssertNotEqual(status, 0, output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: history.path), output)
     }
 
     func testTheLearnerRefusesAChangedResumeWithOneLine() throws {

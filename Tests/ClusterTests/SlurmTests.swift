@@ -37,6 +37,7 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(process.terminationStatus, 0, text)
         XCTAssertTrue(text.contains("ok: job 1: learner as 2 MPI ranks and 2 actors on one node; iterations 0 1 2 3"), text)
         XCTAssertTrue(text.contains("ok: job 2: requeued after iteration 3 (Restarts=1), resumed the same directory, iterations 0 1 2 3 4 5 6 7 8 9 10"), text)
+        XCTAssertTrue(text.contains("ok: job 2b: a directory with metrics and no checkpoint: the earlier attempt kept in attempts/, iterations 0 1 2"), text)
         XCTAssertTrue(text.contains("seeds 1 and 2 finished in their own directories"), text)
         print(text)
     }

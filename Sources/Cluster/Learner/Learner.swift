@@ -30,6 +30,8 @@ public final class Learner {
     let resumed: CheckpointInfo?
     /// The checkpoint this process started from: the base policy of a fresh run, the resumed checkpoint otherwise.
     let startedFrom: URL
+    /// The resume's changes to the saved config, appended to config-history.yaml with the new config.yaml.
+    let acceptedChanges: [ConfigResume.Change]
     var environmentSteps = 0
     /// The other learner ranks sharing every update (`mpirun -np N dppo learner`), nil for a learner on its own.
     let ranks: LearnerRanks?
@@ -52,11 +54,12 @@ public final class Learner {
 
     /// Continues `run` from its latest checkpoint (`Checkpoint.latest`): weights, critic, optimizer states, reward
     /// scaler, random state, schedules, iteration, policy version and environment steps.
-    public convenience init(config: RunConfig, resuming run: RunDirectory, group: MPIGroup? = nil) throws {
-        try self.init(config: config, run: run, checkpoint: try Checkpoint.latest(in: run), resume: true, group: group)
+    /// `changes`: what the resume changes in the run's saved config, recorded when the run directory is opened.
+    public convenience init(config: RunConfig, resuming run: RunDirectory, changes: [ConfigResume.Change] = [], group: MPIGroup? = nil) throws {
+        try self.init(config: config, run: run, checkpoint: try Checkpoint.latest(in: run), resume: true, changes: changes, group: group)
     }
 
-    init(config: RunConfig, run: RunDirectory, checkpoint: URL, resume: Bool, group: MPIGroup? = nil) throws {
+    init(config: RunConfig, run: RunDirectory, checkpoint: URL, resume: Bool, changes: [ConfigResume.Change] = [], group: MPIGroup? = nil) throws {
         if let group, group.size > 1, config.cluster.isAsync {
             throw ConfigError("several learner ranks need cluster.sync: strict (async batches mix policy versions, which one rank scores)")
         }
@@ -89,6 +92,7 @@ public final class Learner {
         }
         resumed = resume ? info : nil
         startedFrom = checkpoint
+        acceptedChanges = changes
         environmentSteps = resumed?.environmentSteps ?? 0
         drops = DropLedger(counts: resumed?.droppedSegments ?? [:])
         rejectionReport.drops = drops.byReason

@@ -29,6 +29,7 @@ extension Learner {
     /// Writes the resolved config, drops the metrics records a killed learner wrote after its last checkpoint (a
     /// resumed run redoes those updates), and opens `metrics.jsonl`.
     func openRunDirectory(log: (String) -> Void) throws -> MetricsWriter {
+        try ConfigResume.record(acceptedChanges, in: run, log: log)
         try config.resolvedYAML.write(to: run.config, atomically: true, encoding: .utf8)
         // A resumed run keeps the inputs its first process recorded and adds the checkpoint it continued from.
         let earlier = resumed == nil ? nil : try? RunManifest.read(from: run.url)
