@@ -97,6 +97,8 @@ public struct RunConfig: Sendable {
         /// Torque gain of the scripted demonstrator (below 1: deliberately weak).
         public var demonstratorGain = 0.35
         public var demonstratorNoise = 0.1
+        /// Tabletop demonstrations: `mixed` (each episode grasps along x or y at random) or one mode alone.
+        public var demonstrationModes = "mixed"
         public var settings = PretrainingSettings()
     }
 

@@ -25,7 +25,7 @@ extension RunConfig {
 
     static let environmentOptions: [ConfigOption] = [
         .choice("env.task", \.environment.task, hashed: true,
-                "`pendulum`, the MuJoCo tasks `hopper`, `walker2d`, `halfcheetah` (Gymnasium's rules, see `docs/environments.md`), or `gymnasium` (any Python Gymnasium environment through the bridge, `docs/gymnasium-bridge.md`)"),
+                "`pendulum`, the MuJoCo tasks `hopper`, `walker2d`, `halfcheetah` (Gymnasium's rules, see `docs/environments.md`), the tabletop tasks `lift`, `place` (sparse reward, success rate), or `gymnasium` (any Python Gymnasium environment through the bridge, `docs/gymnasium-bridge.md`)"),
         .choice("env.version", \.environment.version, hashed: true,
                 "MuJoCo tasks: the Gymnasium version whose rules they follow (v4 pays the healthy reward on the terminating step; v5's Walker2d has equal foot friction)"),
         .string("env.gym_id", \.environment.gymnasium.id, hashed: true,
@@ -129,9 +129,11 @@ extension RunConfig {
                 "behaviour-cloning data: our dataset file (`docs/datasets.md`) or the reference's `train.npz`; empty: scripted demonstrations").bookkeeping,
         .string("pretrain.normalization_path", \.pretrain.normalizationPath,
                 "the reference's `normalization.npz`, required with a reference `.npz` dataset (its values are stored normalised)").bookkeeping,
-        .int("pretrain.demo_episodes", \.pretrain.demonstrationEpisodes, 1...1_000_000, "scripted demonstrations (Pendulum): episodes").bookkeeping,
-        .double("pretrain.demo_gain", \.pretrain.demonstratorGain, .closed(0, 100), "scripted demonstrations: torque gain (below 1: deliberately weak)").bookkeeping,
-        .double("pretrain.demo_noise", \.pretrain.demonstratorNoise, .closed(0, 100), "scripted demonstrations: action noise").bookkeeping,
+        .int("pretrain.demo_episodes", \.pretrain.demonstrationEpisodes, 1...1_000_000, "scripted demonstrations (Pendulum, lift, place): episodes").bookkeeping,
+        .double("pretrain.demo_gain", \.pretrain.demonstratorGain, .closed(0, 100), "scripted demonstrations (Pendulum): torque gain (below 1: deliberately weak)").bookkeeping,
+        .double("pretrain.demo_noise", \.pretrain.demonstratorNoise, .closed(0, 100), "scripted demonstrations: action noise (Pendulum: × max torque; tabletop: in action units)").bookkeeping,
+        .word("pretrain.demo_modes", \.pretrain.demonstrationModes, ["mixed", "grasp_y", "grasp_x"],
+              "tabletop demonstrations: `mixed` (each episode grasps along y or x at random) or one grasp alone").bookkeeping,
         .int("pretrain.n_epochs", \.pretrain.settings.epochs, 0...1_000_000,
              "epochs; 0 with no `dataset`: write freshly initialised weights (PPO from scratch)").bookkeeping,
         .int("pretrain.batch_size", \.pretrain.settings.batchSize, 1...manyItems, "minibatch size in windows").bookkeeping,

@@ -5,8 +5,11 @@ import Environments
 import Tensors
 
 /// Episodes of a task's scripted controller as a dataset in environment units: raw states, the actions taken
-/// (with Gaussian noise of `demo_noise`·max action, clipped to the action bounds), rewards and episode lengths.
+/// (with Gaussian noise, clipped to the action bounds), rewards and episode lengths. Pendulum's controller has a
+/// gain; the tabletop tasks' (`TabletopDemonstrator`) grasps along one of two axes per episode, and the dataset
+/// records which (`modes`, one per episode) and whether each succeeded (`successes`).
 public func collectDemonstrations(config: RunConfig, episodes: Int, gain: Double, seed: UInt64) throws -> TrajectoryDataset {
+    if let task = config.environment.task.tabletop { return try collectTabletopDemonstrations(task: task, config: config, episodes: episodes, seed: seed) }
     guard config.environment.task == .pendulum else {
         throw ConfigError("env.task \(config.environment.task.rawValue) has no scripted demonstrator; give pretrain.dataset instead")
     }
@@ -30,6 +33,49 @@ public func collectDemonstrations(config: RunConfig, episodes: Int, gain: Double
     let dataset = TrajectoryDataset(states: states, stateDimension: environment.observationDim, actions: actions, actionDimension: environment.actionDim,
                                     trajectoryLengths: lengths, rewards: rewards, terminals: [Bool](repeating: false, count: rewards.count),
                                     metadata: ["task": config.environment.task.rawValue, "source": "scripted demonstrator, gain \(gain), noise \(config.pretrain.demonstratorNoise)"])
+    try dataset.validate()
+    return dataset
+}
+
+/// Tabletop demonstrations: every episode runs to success or the episode limit; the mode is drawn per episode
+/// (`pretrain.demo_modes` mixed) or fixed. Failed episodes are kept, as a demonstrator's data would hold them.
+func collectTabletopDemonstrations(task: TabletopTask, config: RunConfig, episodes: Int, seed: UInt64) throws -> TrajectoryDataset {
+    let environment = try TabletopEnvironment(task: task)
+    var random = Philox(seed: seed, stream: 0xDE31)
+    var states: [Float] = [], actions: [Float] = [], rewards: [Float] = [], terminals: [Bool] = [], lengths: [Int] = []
+    var modes: [String] = [], successes: [String] = []
+    var observation = [Float](repeating: 0, count: environment.observationDim)
+    var action = [Float](repeating: 0, count: environment.actionDim)
+    let fixed = TabletopDemonstrator.Mode(rawValue: config.pretrain.demonstrationModes)
+    for _ in 0..<episodes {
+        let mode = fixed ?? (random.uniform() < 0.5 ? .alongY : .alongX)
+        var demonstrator = TabletopDemonstrator(task: task, mode: mode, noise: config.pretrain.demonstratorNoise)
+        observation.withUnsafeMutableBufferPointer { environment.reset(random: &random, observation: $0.baseAddress!) }
+        var length = 0
+        while length < environment.maxEpisodeSteps {
+            states += observation
+            observation.withUnsafeBufferPointer { o in action.withUnsafeMutableBufferPointer {
+                demonstrator.act(observation: o.baseAddress!, random: &random, action: $0.baseAddress!)
+            } }
+            actions += action
+            let outcome = observation.withUnsafeMutableBufferPointer { o in action.withUnsafeBufferPointer {
+                environment.step(action: $0.baseAddress!, observation: o.baseAddress!)
+            } }
+            rewards.append(outcome.reward)
+            terminals.append(outcome.terminated)
+            length += 1
+            if outcome.terminated { break }
+        }
+        lengths.append(length)
+        modes.append(mode.rawValue)
+        successes.append(environment.succeeded ? "1" : "0")
+    }
+    let succeeded = successes.filter { $0 == "1" }.count
+    let dataset = TrajectoryDataset(states: states, stateDimension: environment.observationDim, actions: actions, actionDimension: environment.actionDim,
+                                    trajectoryLengths: lengths, rewards: rewards, terminals: terminals,
+                                    metadata: ["task": task.rawValue, "source": "scripted tabletop demonstrator, modes \(config.pretrain.demonstrationModes), noise \(config.pretrain.demonstratorNoise)",
+                                               "modes": modes.joined(separator: ","), "successes": successes.joined(separator: ","),
+                                               "success_rate": String(format: "%.4f", Double(succeeded) / Double(max(episodes, 1)))])
     try dataset.validate()
     return dataset
 }

@@ -16,11 +16,22 @@ public protocol Environment: AnyObject {
     func reset(random: inout Philox, observation: UnsafeMutablePointer<Float>)
     /// Applies one action; writes the next observation; returns the reward and whether the episode terminated.
     func step(action: UnsafePointer<Float>, observation: UnsafeMutablePointer<Float>) -> (reward: Float, terminated: Bool)
+    /// Whether the task defines success (the tabletop tasks do; the locomotion tasks and Pendulum do not).
+    var hasSuccessCriterion: Bool { get }
+    /// Whether the current episode has reached the task's goal (read when an episode ends, before the reset).
+    var succeeded: Bool { get }
+}
+
+extension Environment {
+    public var hasSuccessCriterion: Bool { false }
+    public var succeeded: Bool { false }
 }
 
 /// The tasks, by the name used in configs (`env.task`).
 public enum TaskName: String, CaseIterable, Sendable, Codable {
     case pendulum, hopper, walker2d, halfcheetah
+    /// The tabletop manipulation tasks (`TabletopEnvironment`).
+    case lift, place
     /// Any Python Gymnasium environment through the bridge (`env.gym_id`).
     case gymnasium
 
@@ -29,7 +40,15 @@ public enum TaskName: String, CaseIterable, Sendable, Codable {
         case .hopper: return .hopper
         case .walker2d: return .walker2d
         case .halfcheetah: return .halfCheetah
-        case .pendulum, .gymnasium: return nil
+        case .pendulum, .gymnasium, .lift, .place: return nil
+        }
+    }
+
+    public var tabletop: TabletopTask? {
+        switch self {
+        case .lift: return .lift
+        case .place: return .place
+        default: return nil
         }
     }
 
@@ -38,6 +57,7 @@ public enum TaskName: String, CaseIterable, Sendable, Codable {
         switch self {
         case .pendulum: return Pendulum()
         case .hopper, .walker2d, .halfcheetah: return try LocomotionEnvironment(task: locomotion!, version: version)
+        case .lift, .place: return try TabletopEnvironment(task: tabletop!)
         case .gymnasium: throw EnvironmentError("the gymnasium task runs in a Python child process, not in-process")
         }
     }
@@ -72,7 +92,7 @@ public struct TaskSpec: Sendable, Equatable {
     public var label: String {
         switch name {
         case .gymnasium: return "gymnasium:\(gymnasium.id)"
-        case .pendulum: return name.rawValue
+        case .pendulum, .lift, .place: return name.rawValue
         default: return "\(name.rawValue)-\(version.rawValue)"
         }
     }

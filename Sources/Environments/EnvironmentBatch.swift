@@ -12,9 +12,11 @@ public struct TaskDescription: Sendable, Equatable, Codable {
     public var observationHigh: [Float]
     public var actionLow: [Float]
     public var actionHigh: [Float]
+    /// Whether finished episodes report success (`EpisodeRecord.success`); false in descriptions written before it existed.
+    public var hasSuccessCriterion: Bool
 
     public init(observationDim: Int, actionDim: Int, maxEpisodeSteps: Int, observationLow: [Float], observationHigh: [Float],
-                actionLow: [Float], actionHigh: [Float]) {
+                actionLow: [Float], actionHigh: [Float], hasSuccessCriterion: Bool = false) {
         self.observationDim = observationDim
         self.actionDim = actionDim
         self.maxEpisodeSteps = maxEpisodeSteps
@@ -22,12 +24,26 @@ public struct TaskDescription: Sendable, Equatable, Codable {
         self.observationHigh = observationHigh
         self.actionLow = actionLow
         self.actionHigh = actionHigh
+        self.hasSuccessCriterion = hasSuccessCriterion
     }
 
     public init(_ environment: Environment) {
         self.init(observationDim: environment.observationDim, actionDim: environment.actionDim, maxEpisodeSteps: environment.maxEpisodeSteps,
                   observationLow: environment.observationLow, observationHigh: environment.observationHigh,
-                  actionLow: environment.actionLow, actionHigh: environment.actionHigh)
+                  actionLow: environment.actionLow, actionHigh: environment.actionHigh, hasSuccessCriterion: environment.hasSuccessCriterion)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case observationDim, actionDim, maxEpisodeSteps, observationLow, observationHigh, actionLow, actionHigh, hasSuccessCriterion
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(observationDim: try c.decode(Int.self, forKey: .observationDim), actionDim: try c.decode(Int.self, forKey: .actionDim),
+                  maxEpisodeSteps: try c.decode(Int.self, forKey: .maxEpisodeSteps),
+                  observationLow: try c.decode([Float].self, forKey: .observationLow), observationHigh: try c.decode([Float].self, forKey: .observationHigh),
+                  actionLow: try c.decode([Float].self, forKey: .actionLow), actionHigh: try c.decode([Float].self, forKey: .actionHigh),
+                  hasSuccessCriterion: try c.decodeIfPresent(Bool.self, forKey: .hasSuccessCriterion) ?? false)
     }
 }
 
@@ -49,6 +65,12 @@ public protocol EnvironmentBatch: AnyObject {
     /// `observations` [E·Do], `rewards` [E] and `terminated` [E]. Rows of inactive instances are left untouched.
     func step(actions: UnsafePointer<Float>, active: UnsafePointer<Bool>, observations: UnsafeMutablePointer<Float>,
               rewards: UnsafeMutablePointer<Float>, terminated: UnsafeMutablePointer<Bool>) throws
+    /// Whether instance `index`'s current episode has reached the task's goal (false for tasks without one).
+    func succeeded(_ index: Int) -> Bool
+}
+
+extension EnvironmentBatch {
+    public func succeeded(_ index: Int) -> Bool { false }
 }
 
 /// In-process instances of a Swift task, each with its own counter-based random stream (seed, stream i).
@@ -65,6 +87,8 @@ public final class NativeEnvironmentBatch: EnvironmentBatch {
     }
 
     public var count: Int { environments.count }
+
+    public func succeeded(_ index: Int) -> Bool { environments[index].succeeded }
 
     public func reset(_ index: Int, observation: UnsafeMutablePointer<Float>) {
         environments[index].reset(random: &random[index], observation: observation)

@@ -5,6 +5,8 @@ public struct EpisodeRecord: Sendable, Equatable {
     public var environmentIndex: Int
     public var totalReward: Double
     public var length: Int
+    /// Whether the episode reached the task's goal (always false for tasks without one: `TaskDescription.hasSuccessCriterion`).
+    public var success: Bool = false
 }
 
 /// E instances of a task stepped together with action chunks (docs/algorithms.md §5.2):
@@ -175,7 +177,8 @@ public final class VectorEnvironment {
             episodeReturns[index] += Double(rewards[index])
             if ended[index] {
                 if truncated[index] { finalObservations.row(index).update(from: observations.row(index), count: conditionSteps * width) }
-                finishedEpisodes.append(EpisodeRecord(environmentIndex: index, totalReward: episodeReturns[index], length: episodeLengths[index]))
+                finishedEpisodes.append(EpisodeRecord(environmentIndex: index, totalReward: episodeReturns[index], length: episodeLengths[index],
+                                                      success: batch.succeeded(index)))
                 try reset(index)
             }
         }

@@ -262,7 +262,8 @@ extension DPPOCommand {
             } else {
                 let how = critics != nil ? "critic-selected among \(candidates)" : stochastic ? "stochastic" : "deterministic"
                 print(String(format: "eval (%@): return %.2f ± %.2f over %d episodes (min %.2f, max %.2f)", how,
-                             result.meanReturn, result.stdReturn, result.episodes, result.minReturn, result.maxReturn))
+                             result.meanReturn, result.stdReturn, result.episodes, result.minReturn, result.maxReturn)
+                      + (result.successRate.map { String(format: ", success rate %.1f %%", 100 * $0) } ?? ""))
             }
         }
     }

@@ -148,12 +148,15 @@ public struct IterationMetrics: Codable, Sendable {
     public struct Evaluation: Codable, Sendable {
         @FiniteOrNull public var meanReturn: Double
         @FiniteOrNull public var returnStd: Double
+        /// Tasks with a goal only (`EvaluationResult.successRate`); absent from the record otherwise.
+        public var successRate: Double?
 
-        enum CodingKeys: String, CodingKey { case meanReturn = "eval/return", returnStd = "eval/return_std" }
+        enum CodingKeys: String, CodingKey { case meanReturn = "eval/return", returnStd = "eval/return_std", successRate = "eval/success_rate" }
 
         init(_ result: EvaluationResult) {
             meanReturn = result.meanReturn
             returnStd = result.stdReturn
+            successRate = result.successRate
         }
     }
 
@@ -243,7 +246,10 @@ public struct IterationMetrics: Codable, Sendable {
                        samples, transport.queueDepth, transport.policyLag0, transport.policyLag1,
                        transport.policyLag2OrMore, megabytes, transport.compressionRatio,
                        dropped.values.reduce(0, +))
-        if let evaluation { line += String(format: " | eval %.1f", evaluation.meanReturn) }
+        if let evaluation {
+            line += String(format: " | eval %.1f", evaluation.meanReturn)
+            if let rate = evaluation.successRate { line += String(format: " success %.0f%%", 100 * rate) }
+        }
         // Elapsed (the whole run's, across resumes) and the time left at the run's average pace so far.
         let remaining = progress.wallSeconds / Double(max(progress.iteration, 1)) * Double(max(iterations - progress.iteration, 0))
         line += " | " + IterationMetrics.duration(progress.wallSeconds) + " elapsed, ETA " + IterationMetrics.duration(remaining)

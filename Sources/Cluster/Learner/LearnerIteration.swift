@@ -49,8 +49,7 @@ extension Learner {
     /// Evaluates the starting policy, iteration 0 of `metrics.jsonl`.
     func evaluateInitialPolicy(metrics: MetricsWriter, log: (String) -> Void) throws -> EvaluationResult {
         let initial = try evaluator.evaluate()
-        log(String(format: "learner: initial evaluation return %.1f ± %.1f over %d episodes", initial.meanReturn, initial.stdReturn,
-                   initial.episodes))
+        log("learner: initial evaluation \(initial.summary) over \(initial.episodes) episodes")
         try metrics.write(InitialEvaluationRecord(policyVersion: weights.version, evaluation: initial))
         return initial
     }
@@ -223,6 +222,8 @@ extension Learner {
             "chain_transport": chains.transport.rawValue,
         ]
         if let reason = chains.fallbackReason { summary["chain_fallback"] = reason }
+        if let rate = initial.successRate { summary["initial_eval_success_rate"] = rate }
+        if let rate = last.successRate { summary["final_eval_success_rate"] = rate }
         if let selfTest = chains.selfTest {
             // JSON has no infinity (a NaN difference reads as one): such a self-test reports null.
             func finite(_ value: Float) -> Any { value.isFinite ? Double(value) : NSNull() }

@@ -24,7 +24,20 @@ public final class MuJoCoModel: @unchecked Sendable {
         pointer = model
     }
 
+    /// A private copy of `model`, for an instance that changes model parameters (a tabletop cube's size and mass).
+    public init(copying model: MuJoCoModel) throws {
+        guard let copy = mj_copyModel(nil, model.pointer) else { throw EnvironmentError("MuJoCo could not copy the model") }
+        pointer = copy
+    }
+
     deinit { mj_deleteModel(pointer) }
+
+    /// The id of a named element (`mjOBJ_BODY`, `mjOBJ_JOINT`, …), or an error naming it.
+    func id(_ type: mjtObj, _ name: String) throws -> Int {
+        let id = Int(mj_name2id(pointer, Int32(type.rawValue), name))
+        guard id >= 0 else { throw EnvironmentError("the MuJoCo model has no element named \(name)") }
+        return id
+    }
 
     public var positionCount: Int { Int(pointer.pointee.nq) }
     public var velocityCount: Int { Int(pointer.pointee.nv) }
