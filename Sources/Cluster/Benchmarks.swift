@@ -165,14 +165,7 @@ public enum Benchmarks {
     /// Python's gymnasium is missing), and whole-actor throughput on Hopper at two network widths.
     static func runEnvironments(seconds: Double, log: (String) -> Void)
         -> (stepping: [LocomotionSteppingRate], bridge: [BenchmarkReport.BridgeStepping], actor: [BenchmarkReport.ActorThroughput]) {
-        var stepping: [LocomotionSteppingRate] = []
-        for task in LocomotionTask.allCases {
-            guard let rate = try? LocomotionBenchmark.measure(task, seconds: seconds) else { continue }
-            log(String(format: "env stepping  %@ %8.0f env steps/s   raw mj_step ×%d %8.0f (%.0f%%)",
-                       task.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0), rate.env_steps_per_second,
-                       rate.frame_skip, rate.raw_mj_step_env_steps_per_second, 100 * rate.fraction_of_raw))
-            stepping.append(rate)
-        }
+        let stepping = environmentStepping(seconds: seconds, log: log)
         var bridge: [BenchmarkReport.BridgeStepping] = []
         for id in ["Hopper-v5", "Walker2d-v5", "HalfCheetah-v5"] {
             do {
@@ -193,6 +186,19 @@ public enum Benchmarks {
             actor.append(entry)
         }
         return (stepping, bridge, actor)
+    }
+
+    /// Each native MuJoCo task's stepping rate on one core against bare `mj_step` with the same controls: the
+    /// locomotion tasks (`LocomotionBenchmark`) and the tabletop tasks (`TabletopBenchmark`).
+    public static func environmentStepping(seconds: Double, log: (String) -> Void) -> [LocomotionSteppingRate] {
+        let locomotion = LocomotionTask.allCases.compactMap { try? LocomotionBenchmark.measure($0, seconds: seconds) }
+        let tabletop = TabletopTask.allCases.compactMap { try? TabletopBenchmark.measure($0, seconds: seconds) }
+        for rate in locomotion + tabletop {
+            log(String(format: "env stepping  %@ %8.0f env steps/s   raw mj_step ×%d %8.0f (%.0f%%)",
+                       rate.task.padding(toLength: 14, withPad: " ", startingAt: 0), rate.env_steps_per_second,
+                       rate.frame_skip, rate.raw_mj_step_env_steps_per_second, 100 * rate.fraction_of_raw))
+        }
+        return locomotion + tabletop
     }
 
     static func bridgeRate(id: String, instances: Int, seconds: Double) throws -> Double {

@@ -28,7 +28,8 @@ struct CompareCommand: ParsableCommand {
             for group in groups {
                 guard let equals = group.firstIndex(of: "="), equals != group.startIndex else { throw ValidationError("--group '\(group)' must be LABEL=GLOB") }
                 let label = String(group[..<equals]), pattern = URL(fileURLWithPath: String(group[group.index(after: equals)...])).path
-                grouped.append((label, entries.filter { fnmatch(pattern, $0.path, 0) == 0 }))
+                // FNM_PATHNAME: a wildcard stays within one path component, so runs/x/* does not take in runs/x/*/pretrain.
+                grouped.append((label, entries.filter { fnmatch(pattern, $0.path, FNM_PATHNAME) == 0 }))
             }
         } else if let sweep = try? Sweep.read(from: root) {
             grouped = RunComparison.groups(sweep: sweep, root: root)

@@ -330,6 +330,8 @@ extension DPPOCommand {
         var scalingThreads: String?
         @Flag(help: "Measure only the learner-update scaling (under `mpirun -np N`, across N ranks).")
         var scaling = false
+        @Flag(help: "Measure only native environment stepping (the MuJoCo locomotion and tabletop tasks) against bare mj_step with the same controls, on one core.")
+        var environments = false
         @Flag(help: "Measure only the offline methods: training steps/s of Diffusion-QL, EDP without action approximation, EDP without DPM-Solver and EDP, and DDPM vs DPM-Solver sampling.")
         var offline = false
         @Flag(help: "Measure only the wire path on real recorded segments (Pendulum and Hopper): compression per field, plain LZ4 vs byte-shuffle + LZ4, encode + HMAC + decode + verify cost against the actor's time to produce a segment, and bytes per environment step with full vs seeded chains (with the learner's rebuild cost and the recorded-vs-rebuilt differences).")
@@ -390,6 +392,12 @@ extension DPPOCommand {
                 if json {
                     try printJSON(reports)
                 }
+                return
+            }
+            if environments {
+                let say: (String) -> Void = json ? { _ in } : { print($0) }
+                let rates = Benchmarks.environmentStepping(seconds: seconds, log: say)
+                if json { try printJSON(rates) }
                 return
             }
             if offline {

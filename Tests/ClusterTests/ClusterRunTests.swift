@@ -49,6 +49,29 @@ final class ClusterRunTests: XCTestCase {
         })
     }
 
+    /// The tabletop Lift task end to end: behaviour cloning on a few scripted (multimodal) demonstrations, then
+    /// fine-tuning through the learner and two actors; the success rate is in the metrics and the summary, and
+    /// `dppo eval`'s path on the final checkpoint gives the run's own final success rate.
+    func testLiftFromDemonstrationsCompletesARun() throws {
+        var config = try tinyConfig(port: 49_400 + Int(getpid() % 500) * 3, task: "lift")
+        config.pretrain.demonstrationEpisodes = 6
+        config.pretrain.settings.epochs = 3
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let start = try runPretraining(config: config, output: directory, log: { _ in })
+        let (run, summary, _) = try runInProcessCluster(config: config, start: start, in: directory)
+        XCTAssertEqual(summary["env_steps"] as? Int, 3 * 2 * 3 * 30 * 2)
+        let rate = try XCTUnwrap(summary["final_eval_success_rate"] as? Double)
+        XCTAssertTrue((0...1).contains(rate))
+        XCTAssertNotNil(summary["initial_eval_success_rate"] as? Double)
+        let records = try String(contentsOf: run.metrics, encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        XCTAssertEqual(records.filter { $0["eval/success_rate"] != nil }.count, 3, "initial, iteration 2 and the last")
+        let evaluation = try evaluateCheckpoint(config: config, checkpoint: run.checkpoints.appendingPathComponent("final.safetensors"), episodes: 4)
+        XCTAssertEqual(evaluation.successRate, rate)
+        XCTAssertEqual(evaluation.meanReturn, rate, accuracy: 1e-9, "a sparse reward of 1 on success: the mean return is the success rate")
+    }
+
     func checkCompleteRun(config: RunConfig, start makeStart: ((URL) throws -> URL)? = nil) throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -24,4 +24,24 @@ final class CollectTests: XCTestCase {
         XCTAssertEqual(executed.actions, raw.actions.map { min(max($0, -2), 2) })
         XCTAssertEqual(executed.metadata["actions"], "executed, clipped to the action bounds")
     }
+
+    /// Tabletop demonstrations record each episode's grasp mode and success; `pretrain.demo_modes` fixes the mode.
+    func testTabletopDemonstrationsRecordTheirModes() throws {
+        let config = try RunConfig.parse(yaml: "seed: 4\nenv: {task: lift}\n")
+        let mixed = try collectDemonstrations(config: config, episodes: 20, gain: 1, seed: 9)
+        let modes = try XCTUnwrap(mixed.metadata["modes"]).split(separator: ",").map(String.init)
+        XCTAssertEqual(modes.count, 20)
+        XCTAssertEqual(Set(modes), ["grasp_y", "grasp_x"], "both modes in 20 mixed episodes")
+        let successes = try XCTUnwrap(mixed.metadata["successes"]).split(separator: ",")
+        XCTAssertEqual(successes.count, 20)
+        XCTAssertEqual(mixed.trajectoryLengths.count, 20)
+        // A successful episode ends on its one rewarded step, which is terminal.
+        XCTAssertEqual(Double(mixed.rewards!.reduce(0, +)), Double(successes.filter { $0 == "1" }.count))
+        XCTAssertEqual(mixed.terminals!.filter { $0 }.count, successes.filter { $0 == "1" }.count)
+        XCTAssertGreaterThanOrEqual(successes.filter { $0 == "1" }.count, 18)
+        var fixed = config
+        fixed.pretrain.demonstrationModes = "grasp_x"
+        let single = try collectDemonstrations(config: fixed, episodes: 5, gain: 1, seed: 9)
+        XCTAssertEqual(single.metadata["modes"], "grasp_x,grasp_x,grasp_x,grasp_x,grasp_x")
+    }
 }

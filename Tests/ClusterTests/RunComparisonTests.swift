@@ -71,4 +71,24 @@ final class RunComparisonTests: XCTestCase {
         let svg = try String(contentsOfFile: root.appendingPathComponent("compare.svg").path, encoding: .utf8)
         XCTAssertTrue(svg.contains("<polygon") && svg.contains("<polyline"), "a band and a mean line")
     }
+
+    /// `--group LABEL=GLOB`: a wildcard stays within one path component, so a run's nested pre-training run
+    /// (`RUN/pretrain`) is not a member of the group.
+    func testGlobsDoNotReachIntoNestedRuns() throws {
+        let binary = try FaultRestartTests.dppoBinary()
+        let root = try makeTemporaryDirectory("dppo-compare-glob")
+        for (name, final) in [("seed=1", -120), ("seed=2", -140)] {
+            let run = try RunDirectory(url: root.appendingPathComponent(name))
+            try "name: g\n".write(to: run.config, atomically: true, encoding: .utf8)
+            try "{\"iteration\":1,\"env_steps\":100,\"eval/return\":\(final)}".write(to: run.metrics, atomically: true, encoding: .utf8)
+            try "{\"state\": \"finished\", \"final_eval_return\": \(final)}".write(to: run.summary, atomically: true, encoding: .utf8)
+            let pretrain = try RunDirectory(url: run.url.appendingPathComponent("pretrain"))
+            try "name: g\n".write(to: pretrain.config, atomically: true, encoding: .utf8)
+            try "{\"epoch\":1,\"loss\":0.5}".write(to: pretrain.metrics, atomically: true, encoding: .utf8)
+        }
+        let (status, output) = try runToEnd(binary, ["compare", root.path, "--group", "G=\(root.path)/seed=*"])
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("| G | 2 of 2 | -130.0 ["), output)
+        XCTAssertFalse(output.contains("pretrain"), output)
+    }
 }

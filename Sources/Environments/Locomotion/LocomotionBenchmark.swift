@@ -2,8 +2,9 @@ import CMuJoCo
 import Foundation
 import Tensors
 
-/// Stepping speed of a locomotion task on one core: the environment's `step` (controls, frame skip, observation,
-/// reward, health check) against the bound of calling `mj_step` frame-skip times with the same controls and nothing else.
+/// Stepping speed of a native MuJoCo task on one core: the environment's `step` (locomotion: controls, frame skip,
+/// observation, reward, health check; tabletop: `TabletopBenchmark`) against the bound of calling `mj_step`
+/// frame-skip times with the same controls and nothing else.
 public struct LocomotionSteppingRate: Sendable, Codable {
     public var task: String
     public var frame_skip: Int
