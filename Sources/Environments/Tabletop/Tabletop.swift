@@ -104,6 +104,9 @@ public final class TabletopEnvironment: Environment {
         return model
     }
 
+    /// The servo targets' ranges: x, y, z of the gripper origin, then its yaw (a constant: `step` allocates nothing).
+    private static let servoRanges = [TabletopModel.workspaceX, TabletopModel.workspaceY, TabletopModel.workspaceZ, TabletopModel.yawRange]
+
     nonisolated(unsafe) private static var shared: MuJoCoModel?
     private static let lock = NSLock()
 
@@ -161,10 +164,10 @@ public final class TabletopEnvironment: Environment {
 
     public func step(action: UnsafePointer<Float>, observation: UnsafeMutablePointer<Float>) -> (reward: Float, terminated: Bool) {
         let q = data.qpos
-        let ranges = [TabletopModel.workspaceX, TabletopModel.workspaceY, TabletopModel.workspaceZ, TabletopModel.yawRange]
         for axis in 0..<4 {
             let move = Double(min(max(action[axis], -1), 1)) * (axis < 3 ? rules.maxDelta : rules.maxTurn)
-            data.ctrl[axis] = min(max(q[gripperQ + axis] + move, ranges[axis].0), ranges[axis].1)
+            let range = TabletopEnvironment.servoRanges[axis]
+            data.ctrl[axis] = min(max(q[gripperQ + axis] + move, range.0), range.1)
         }
         let fingers = TabletopModel.fingerOpen * (1 - Double(min(max(action[4], -1), 1))) / 2
         data.ctrl[4] = fingers
