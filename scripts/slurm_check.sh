@@ -49,22 +49,29 @@ subnet=10.$((100 + $$ % 100)).0
 tag=dppo$$
 node_names=()
 node_lines=""
-if ip link add "br-$tag" type bridge 2>/dev/null; then
+make_nodes() {
+  ip link add "br-$tag" type bridge 2>/dev/null || return 1
   bridge=br-$tag
-  ip addr add "$subnet.1/24" dev "$bridge" && ip link set "$bridge" up
+  ip addr add "$subnet.1/24" dev "$bridge" && ip link set "$bridge" up || return 1
   for i in 1 2 3; do
     namespace=$tag-n$i
-    ip netns add "$namespace" && namespaces+=("$namespace")
-    ip link add "v$i-$tag" type veth peer name eth0 netns "$namespace"
-    ip link set "v$i-$tag" master "$bridge" up
-    ip -n "$namespace" addr add "$subnet.$((i + 1))/24" dev eth0
-    ip -n "$namespace" link set eth0 up
-    ip -n "$namespace" link set lo up
+    ip netns add "$namespace" || return 1
+    namespaces+=("$namespace")
+    ip link add "v$i-$tag" type veth peer name eth0 netns "$namespace" || return 1
+    ip link set "v$i-$tag" master "$bridge" up || return 1
+    ip -n "$namespace" addr add "$subnet.$((i + 1))/24" dev eth0 || return 1
+    ip -n "$namespace" link set eth0 up && ip -n "$namespace" link set lo up || return 1
     node_names+=("n$i")
     node_lines+="NodeName=n$i NodeAddr=$subnet.$((i + 1)) CPUs=$(nproc) RealMemory=2000 State=UNKNOWN"$'\n'
   done
+}
+if make_nodes; then
   controller=$subnet.1
 else
+  # Whatever was made is removed; one node on the host instead.
+  for namespace in "${namespaces[@]}"; do ip netns delete "$namespace" 2>/dev/null || true; done
+  [ -z "$bridge" ] || ip link delete "$bridge" 2>/dev/null || true
+  namespaces=(); bridge=""
   node_names=("$host")
   node_lines="NodeName=$host NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=2000 State=UNKNOWN"$'\n'
   controller=127.0.0.1

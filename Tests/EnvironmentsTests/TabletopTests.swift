@@ -172,6 +172,25 @@ final class TabletopTests: XCTestCase {
         XCTAssertFalse(place.goalReached, "not resting")
     }
 
+    /// A state MuJoCo has to reset itself (a bad number in qpos) ends the episode with reward 0, no success, even
+    /// though the state it continues from is finite.
+    func testADivergedSimulationEndsTheEpisode() throws {
+        let lift = try TabletopEnvironment(task: .lift)
+        var random = Philox(seed: 4)
+        var observation = [Float](repeating: 0, count: lift.observationDim)
+        observation.withUnsafeMutableBufferPointer { lift.reset(random: &random, observation: $0.baseAddress!) }
+        lift.data.qvel[0] = .infinity
+        let action = [Float](repeating: 0, count: lift.actionDim)
+        let outcome = observation.withUnsafeMutableBufferPointer { o in action.withUnsafeBufferPointer { lift.step(action: $0.baseAddress!, observation: o.baseAddress!) } }
+        XCTAssertEqual(outcome.reward, 0)
+        XCTAssertTrue(outcome.terminated)
+        XCTAssertFalse(lift.succeeded)
+        XCTAssertTrue(observation.allSatisfy(\.isFinite), "MuJoCo reset the state itself")
+        observation.withUnsafeMutableBufferPointer { lift.reset(random: &random, observation: $0.baseAddress!) }
+        let next = observation.withUnsafeMutableBufferPointer { o in action.withUnsafeBufferPointer { lift.step(action: $0.baseAddress!, observation: o.baseAddress!) } }
+        XCTAssertFalse(next.terminated, "a reset clears MuJoCo's warning counts")
+    }
+
     /// Same seed, same actions: the same observations, bit for bit; instances do not share state.
     func testDeterministicUnderASeed() throws {
         func trace() throws -> [Float] {

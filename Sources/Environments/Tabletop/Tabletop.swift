@@ -54,13 +54,15 @@ public struct TabletopRules: Sendable, Equatable {
 /// kept inside the workspace), and the gripper command (−1 open … +1 closed; each finger's servo target is
 /// `fingerOpen`·(1 − g)/2).
 ///
-/// **Observation** (robomimic's low-dim keys, in metres): end-effector (grip point) position [3], end-effector
+/// **Observation** (the quantities of robomimic's Lift low-dim state, 19 numbers, in this project's conventions:
+/// quaternions (w, x, y, z), differences cube minus end effector; metres): end-effector (grip point) position [3], end-effector
 /// orientation quaternion (w, x, y, z) [4], finger positions [2], cube position [3], cube orientation quaternion
 /// [4], cube minus end-effector position [3]; `place` adds the target's x, y [2] and the cube's x, y minus the
 /// target's [2]. Lift: 19 (as robomimic's Lift state), place: 23.
 ///
 /// The gripper's weight is compensated by a constant force on its z joint. A step allocates nothing.
-/// A non-finite state (MuJoCo's instability) ends the episode with reward 0 and no success.
+/// A non-finite state, or one MuJoCo had to reset after a bad number (its instability), ends the episode with
+/// reward 0 and no success.
 public final class TabletopEnvironment: Environment {
     public let task: TabletopTask
     public let rules: TabletopRules
@@ -73,7 +75,7 @@ public final class TabletopEnvironment: Environment {
     /// The current episode's cube half edge and target, and whether its goal has been reached.
     public private(set) var cubeHalfSize = 0.02
     public private(set) var target = (x: 0.0, y: 0.0)
-    public private(set) var succeeded = false
+    public internal(set) var succeeded = false
 
     public init(task: TabletopTask, rules: TabletopRules? = nil) throws {
         self.task = task
@@ -133,9 +135,12 @@ public final class TabletopEnvironment: Environment {
 
     public func reset(random: inout Philox, observation: UnsafeMutablePointer<Float>) {
         func draw(_ range: ClosedRange<Double>) -> Double { range.lowerBound + (range.upperBound - range.lowerBound) * Double(random.uniform()) }
-        data.reset()
         let size = draw(rules.cubeHalfSize)
         setCubeSize(size)
+        // The constants MuJoCo derives from masses (subtree masses, the inverse weights that scale contact
+        // softness) follow the new cube.
+        mj_setConst(model.pointer, data.pointer)
+        data.reset()
         let x = draw(rules.cubeX), y = draw(rules.cubeY), yaw = draw(rules.cubeYaw)
         target = task == .place ? (draw(rules.targetX), draw(rules.targetY)) : (0, 0)
         let q = data.qpos
@@ -175,7 +180,7 @@ public final class TabletopEnvironment: Environment {
         data.pointer.pointee.qfrc_applied![gripperZDof] = gripperWeight
         for _ in 0..<TabletopModel.substeps { data.step() }
         writeObservation(observation)
-        guard isFinite else { return (0, true) }
+        guard isFinite, !simulationDiverged else { return (0, true) }
         guard !succeeded, goalReached else { return (0, false) }
         succeeded = true
         return (1, true)
@@ -205,6 +210,14 @@ public final class TabletopEnvironment: Environment {
         var deepest = 0.0
         for i in 0..<Int(d.ncon) { deepest = max(deepest, -d.contact[i].dist) }
         return (Int(d.ncon), deepest)
+    }
+
+    /// MuJoCo found a bad number in qpos, qvel or qacc during this episode. `mj_step` then resets the state to
+    /// the model's initial pose by itself and steps on, so the state looks finite; the episode must still end.
+    /// (`mj_resetData` in `reset` clears the counts.)
+    private var simulationDiverged: Bool {
+        let warnings = data.pointer.pointee.warning
+        return warnings.4.number + warnings.5.number + warnings.6.number > 0
     }
 
     private var isFinite: Bool {

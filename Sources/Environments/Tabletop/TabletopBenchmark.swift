@@ -19,9 +19,10 @@ public enum TabletopBenchmark {
         let start = try MuJoCoData(model: environment.model)
         func restart() {
             mj_copyData(data, model, start.pointer)
+            environment.succeeded = false
         }
         environment.reset(random: &random, observation: &observation)
-        mj_copyData(start.pointer, model, data)
+        mj_copyData(start.pointer, model, data)  // restart() returns both loops here (gravity compensation is set per step)
         for step in 0..<steps {
             actions.withUnsafeMutableBufferPointer { a in
                 observation.withUnsafeMutableBufferPointer { o in
@@ -46,6 +47,7 @@ public enum TabletopBenchmark {
             let begin = DispatchTime.now().uptimeNanoseconds
             for step in 0..<steps {
                 for c in 0..<controls { data.pointee.ctrl![c] = recordedControls[step * controls + c] }
+                data.pointee.qfrc_applied![environment.gripperZDof] = environment.gripperWeight
                 for _ in 0..<TabletopModel.substeps { mj_step(model, data) }
             }
             return Double(DispatchTime.now().uptimeNanoseconds - begin) / 1e9
