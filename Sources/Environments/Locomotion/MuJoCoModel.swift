@@ -5,8 +5,18 @@ import Foundation
 public final class MuJoCoModel: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<mjModel>
 
+    /// MuJoCo's warnings (an unstable simulation it reset, a full contact buffer) go to standard error as one line
+    /// each, instead of to a MUJOCO_LOG.TXT in the working directory. Installed once, before the first model.
+    private static let warningsToStandardError: Void = {
+        mju_user_warning = { message in
+            guard let message else { return }
+            fputs("MuJoCo warning: \(String(cString: message))\n", stderr)
+        }
+    }()
+
     /// Compiles an MJCF document held in memory.
     public init(xml: String) throws {
+        MuJoCoModel.warningsToStandardError
         var error = [CChar](repeating: 0, count: 1024)
         guard let model = dppo_mj_load_xml_string(xml, &error, Int32(error.count)) else {
             throw EnvironmentError("MuJoCo could not compile the model: \(String(cString: error))")
@@ -16,6 +26,7 @@ public final class MuJoCoModel: @unchecked Sendable {
 
     /// Compiles an MJCF file (for example Gymnasium's own `hopper.xml`).
     public init(path: String) throws {
+        MuJoCoModel.warningsToStandardError
         guard FileManager.default.fileExists(atPath: path) else { throw EnvironmentError("MuJoCo model file \(path) does not exist") }
         var error = [CChar](repeating: 0, count: 1024)
         guard let model = mj_loadXML(path, nil, &error, Int32(error.count)) else {
