@@ -8,7 +8,7 @@ enum SidecarCoding {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .custom { path in
-            SidecarKey(isData(path) ? path[path.count - 1].stringValue : snakeCase(path[path.count - 1].stringValue))
+            StringKey(isData(path) ? path[path.count - 1].stringValue : snakeCase(path[path.count - 1].stringValue))
         }
         return encoder
     }
@@ -16,7 +16,7 @@ enum SidecarCoding {
     static func decoder() -> JSONDecoder {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .custom { path in
-            SidecarKey(isData(path) ? path[path.count - 1].stringValue : camelCase(path[path.count - 1].stringValue))
+            StringKey(isData(path) ? path[path.count - 1].stringValue : camelCase(path[path.count - 1].stringValue))
         }
         return decoder
     }
@@ -53,7 +53,9 @@ enum SidecarCoding {
     }
 }
 
-private struct SidecarKey: CodingKey {
+/// A coding key made from any string: the sidecar's converted names, and metrics' dynamic keys
+/// (`actors/<index>/<name>`, `transport/dropped/<reason>`).
+struct StringKey: CodingKey {
     let stringValue: String
     var intValue: Int? { nil }
     init(_ string: String) { stringValue = string }

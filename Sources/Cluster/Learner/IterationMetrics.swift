@@ -160,29 +160,20 @@ public struct IterationMetrics: Codable, Sendable {
         }
     }
 
-    /// `actors/<index>/<name>` and `transport/dropped/<reason>`.
-    private struct DynamicKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(_ string: String) { stringValue = string }
-        init?(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
     public func encode(to encoder: Encoder) throws {
         try progress.encode(to: encoder)
         try training.encode(to: encoder)
         try performance.encode(to: encoder)
         try transport.encode(to: encoder)
         try evaluation?.encode(to: encoder)
-        var container = encoder.container(keyedBy: DynamicKey.self)
+        var container = encoder.container(keyedBy: StringKey.self)
         for (index, rates) in actors {
             try container.encode(FiniteOrNull(wrappedValue: rates.environmentStepsPerSecond),
-                                 forKey: DynamicKey("actors/\(index)/env_steps_per_second"))
-            try container.encode(rates.environmentSteps, forKey: DynamicKey("actors/\(index)/env_steps"))
-            try container.encode(rates.episodes, forKey: DynamicKey("actors/\(index)/episodes"))
+                                 forKey: StringKey("actors/\(index)/env_steps_per_second"))
+            try container.encode(rates.environmentSteps, forKey: StringKey("actors/\(index)/env_steps"))
+            try container.encode(rates.episodes, forKey: StringKey("actors/\(index)/episodes"))
         }
-        for (reason, count) in dropped { try container.encode(count, forKey: DynamicKey("transport/dropped/\(reason)")) }
+        for (reason, count) in dropped { try container.encode(count, forKey: StringKey("transport/dropped/\(reason)")) }
     }
 
     public init(from decoder: Decoder) throws {
@@ -190,8 +181,8 @@ public struct IterationMetrics: Codable, Sendable {
         training = try Training(from: decoder)
         performance = try Performance(from: decoder)
         transport = try TransportHealth(from: decoder)
-        let container = try decoder.container(keyedBy: DynamicKey.self)
-        evaluation = container.contains(DynamicKey("eval/return")) ? try Evaluation(from: decoder) : nil
+        let container = try decoder.container(keyedBy: StringKey.self)
+        evaluation = container.contains(StringKey("eval/return")) ? try Evaluation(from: decoder) : nil
         actors = [:]
         dropped = [:]
         for key in container.allKeys {
@@ -201,9 +192,9 @@ public struct IterationMetrics: Codable, Sendable {
             } else if parts.count == 3, parts[0] == "actors", let index = Int(parts[1]), parts[2] == "env_steps" {
                 actors[index] = ActorRates(
                     environmentStepsPerSecond: try container.decode(FiniteOrNull.self,
-                                                                    forKey: DynamicKey("actors/\(index)/env_steps_per_second")).wrappedValue,
+                                                                    forKey: StringKey("actors/\(index)/env_steps_per_second")).wrappedValue,
                     environmentSteps: try container.decode(Int.self, forKey: key),
-                    episodes: try container.decode(Int.self, forKey: DynamicKey("actors/\(index)/episodes")))
+                    episodes: try container.decode(Int.self, forKey: StringKey("actors/\(index)/episodes")))
             }
         }
     }

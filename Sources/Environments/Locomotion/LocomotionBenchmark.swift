@@ -48,14 +48,22 @@ public enum LocomotionBenchmark {
             }
             return Double(DispatchTime.now().uptimeNanoseconds - begin) / 1e9
         }
-        _ = timeNative(); _ = timeRaw()
-        var native = 0.0, raw = 0.0, rounds = 0
+        let (native, raw) = alternate(seconds: seconds, timeNative, timeRaw)
+        return LocomotionSteppingRate(task: task.rawValue, frame_skip: frames, env_steps_per_second: 1000 / native,
+                                      raw_mj_step_env_steps_per_second: 1000 / raw)
+    }
+
+    /// Runs `native` and `raw` (each times one pass and returns its seconds) once as warm-up, then in alternating
+    /// rounds until both together have run `2 × seconds`, so that frequency changes of the machine affect both
+    /// alike. Returns the mean seconds per pass of each.
+    static func alternate(seconds: Double, _ native: () -> Double, _ raw: () -> Double) -> (native: Double, raw: Double) {
+        _ = native(); _ = raw()
+        var nativeTotal = 0.0, rawTotal = 0.0, rounds = 0
         repeat {
-            native += timeNative()
-            raw += timeRaw()
+            nativeTotal += native()
+            rawTotal += raw()
             rounds += 1
-        } while native + raw < 2 * seconds
-        return LocomotionSteppingRate(task: task.rawValue, frame_skip: frames, env_steps_per_second: Double(rounds * 1000) / native,
-                                      raw_mj_step_env_steps_per_second: Double(rounds * 1000) / raw)
+        } while nativeTotal + rawTotal < 2 * seconds
+        return (nativeTotal / Double(rounds), rawTotal / Double(rounds))
     }
 }

@@ -52,14 +52,8 @@ public enum TabletopBenchmark {
             }
             return Double(DispatchTime.now().uptimeNanoseconds - begin) / 1e9
         }
-        _ = timeNative(); _ = timeRaw()
-        var native = 0.0, raw = 0.0, rounds = 0
-        repeat {
-            native += timeNative()
-            raw += timeRaw()
-            rounds += 1
-        } while native + raw < 2 * seconds
-        return LocomotionSteppingRate(task: task.rawValue, frame_skip: TabletopModel.substeps, env_steps_per_second: Double(rounds * steps) / native,
-                                      raw_mj_step_env_steps_per_second: Double(rounds * steps) / raw)
+        let (native, raw) = LocomotionBenchmark.alternate(seconds: seconds, timeNative, timeRaw)
+        return LocomotionSteppingRate(task: task.rawValue, frame_skip: TabletopModel.substeps, env_steps_per_second: Double(steps) / native,
+                                      raw_mj_step_env_steps_per_second: Double(steps) / raw)
     }
 }
