@@ -33,44 +33,37 @@ public final class Actor {
         if case .diffusion(let policy) = model { seededSampler = SeededChainSampler(policy: policy) } else { seededSampler = nil }
     }
 
-    /// The version a heartbeat reply asks this actor to roll again (strict mode, lost segments), if any.
-    func redoVersion(in reply: WireMessage) -> UInt64? {
-        guard let meta = Messages.optionalMeta(reply) else { return nil }
-        return (meta["redo_version"] as? String).flatMap { UInt64($0) }
-    }
-
     /// What this actor reports in its heartbeats: environment steps, finished episodes and seconds spent rolling out
     /// (sampling and stepping, not waiting for weights or sending), since it started.
     var statistics = (environmentSteps: 0, episodes: 0, rolloutSeconds: 0.0)
 
     /// A heartbeat: `version` rolled out, `sent` the sequence number of the last segment handed to the socket.
-    func heartbeat(version: UInt64, index: Int, sent: UInt64) -> WireMessage {
+    func heartbeat(version: UInt64, index: Int, sent: UInt64) throws -> WireMessage {
         let rate = statistics.rolloutSeconds > 0 ? Double(statistics.environmentSteps) / statistics.rolloutSeconds : 0
-        let meta = Messages.meta(["env_steps": statistics.environmentSteps, "episodes": statistics.episodes, "env_steps_per_second": rate])
-        return WireMessage(kind: .heartbeat, policyVersion: version, actorIndex: UInt32(index), sequence: sent, tensors: [meta])
+        let meta = HeartbeatMeta(envSteps: statistics.environmentSteps, episodes: statistics.episodes, envStepsPerSecond: rate)
+        return WireMessage(kind: .heartbeat, policyVersion: version, actorIndex: UInt32(index), sequence: sent, tensors: [try meta.tensor()])
     }
 
     /// Test seam: segments whose sequence number this returns true for are not sent, as if lost on the way.
     var losesSegment: ((UInt64) -> Bool)?
 
-    /// Follows the learner's `chain_transport` and `chain_check_every` when a control reply carries them; a reply
-    /// whose fields say something else (an unknown transport, a negative count) is refused, naming the field.
-    func adoptChainTransport(from message: WireMessage, log: (String) -> Void) throws {
-        guard message.tensors.contains(where: { $0.name == "meta" }) else { return }
-        let meta = try Messages.readMeta(message)
-        guard let value = meta["chain_transport"] else { return }
-        guard let name = value as? String, let transport = ChainTransport(rawValue: name) else {
-            throw MessageError(message, field: "chain_transport", value, expected: "full or seeded")
-        }
-        var every = chainCheckEvery
-        if let count = meta["chain_check_every"] {
-            guard let integer = count as? Int, integer >= 0 else { throw MessageError(message, field: "chain_check_every", count, expected: "an integer ≥ 0") }
-            every = integer
-        }
+    /// Follows the learner's `chain_transport` and `chain_check_every` when a control reply carries them, and returns
+    /// the reply's settings (nil: it has no meta). A reply whose meta does not decode strictly (an unknown transport,
+    /// a negative count, a field it does not carry) is refused, naming the field, and changes nothing.
+    @discardableResult
+    func adoptChainTransport(from message: WireMessage, log: (String) -> Void) throws -> ChainSettingsMeta? {
+        guard message.tensors.contains(where: { $0.name == "meta" }) else { return nil }
+        let settings = try ChainSettingsMeta(from: message)
+        adopt(settings.chainTransport, checkEvery: settings.chainCheckEvery, log: log)
+        return settings
+    }
+
+    /// Uses `transport` (full chains when this policy cannot sample seeded ones) and `checkEvery` (nil: unchanged).
+    func adopt(_ transport: ChainTransport, checkEvery: Int?, log: (String) -> Void) {
         let wanted: ChainTransport = seededSampler == nil ? .full : transport
         if wanted != chainTransport { log("actor: chain transport \(chainTransport.rawValue) → \(wanted.rawValue) (the learner's choice)") }
         chainTransport = wanted
-        chainCheckEvery = every
+        chainCheckEvery = checkEvery ?? chainCheckEvery
     }
 
     /// Replies that could not be used since the last good one: each counts as a lost reply, waited out with
@@ -163,19 +156,20 @@ public final class Actor {
             }
             if Date().timeIntervalSince(lastHeartbeat) > 1 {
                 lastHeartbeat = Date()
-                let beat = heartbeat(version: rolledVersion, index: index, sent: sequence)
+                let beat = try heartbeat(version: rolledVersion, index: index, sent: sequence)
                 if let reply = try exchange(request, beat, log: log) {
                     switch reply.kind {
                     case .shutdown: log("actor \(index): learner finished, exiting"); return
                     case .heartbeatReply:
-                        do { try adoptChainTransport(from: reply, log: log) } catch {
+                        let settings: ChainSettingsMeta?
+                        do { settings = try adoptChainTransport(from: reply, log: log) } catch {
                             noteBadReply("\(error)", log: log)
                             if badReplies >= Actor.badRepliesBeforeHello { restarted = true }
                             continue
                         }
                         badReplies = 0
                         lastContact = Date(); announcedVersion = max(announcedVersion, reply.policyVersion)
-                        if !async, rolledVersion > 0, redoVersion(in: reply) == rolledVersion {
+                        if !async, rolledVersion > 0, settings?.redo == rolledVersion {
                             // Part of what we sent never reached the learner: roll the version again from its first step.
                             log("actor \(index): the learner lost part of version \(rolledVersion); rolling it again")
                             rolledVersion = 0
@@ -242,9 +236,8 @@ public final class Actor {
     /// hello → welcome, retried with backoff (0.5 s doubling to 10 s) until `giveUpSeconds` have passed. Loads the
     /// frozen base weights the welcome carries.
     func join(_ request: Socket, index: Int?, giveUpSeconds: Double) throws -> Membership {
-        var helloMeta: [String: Any] = ["config_hash": String(config.compatibilityHash)]
-        if let index { helloMeta["requested_index"] = index }
-        let hello = WireMessage(kind: .hello, policyVersion: 0, actorIndex: 0, sequence: 0, tensors: [Messages.meta(helloMeta)])
+        let helloMeta = HelloMeta(configHash: String(config.compatibilityHash), requestedIndex: index)
+        let hello = WireMessage(kind: .hello, policyVersion: 0, actorIndex: 0, sequence: 0, tensors: [try helloMeta.tensor()])
         let deadline = Date().addingTimeInterval(giveUpSeconds)
         var pause = 0.5
         while true {
@@ -261,7 +254,7 @@ public final class Actor {
                 }
             }
             guard Date().addingTimeInterval(pause) < deadline else {
-                throw ConfigError("no usable welcome from the learner's control endpoint \(endpoints.control) within \(Int(giveUpSeconds)) s, giving up (cluster.reconnect_timeout_s)"
+                throw ClusterError.unreachable("no usable welcome from the learner's control endpoint \(endpoints.control) within \(Int(giveUpSeconds)) s, giving up (cluster.reconnect_timeout_s)"
                                   + (lastBadReply.map { "; the last reply: \($0)" } ?? ""))
             }
             Thread.sleep(forTimeInterval: pause)
@@ -272,10 +265,7 @@ public final class Actor {
     /// The membership a welcome grants, every field checked (the error names the field) before any is used.
     func membership(from welcome: WireMessage) throws -> Membership {
         guard welcome.kind == .welcome else { throw MessageError(welcome, "a \(welcome.kind) in answer to hello") }
-        let meta = try Messages.readMeta(welcome)
-        guard let text = meta["seed"] as? String, let seed = UInt64(text) else {
-            throw MessageError(welcome, field: "seed", meta["seed"], expected: "a decimal u64 in a string")
-        }
+        let meta = try WelcomeMeta(from: welcome)
         guard Int(welcome.actorIndex) < config.cluster.actors else {
             throw MessageError(welcome, "actor index \(welcome.actorIndex) is not below cluster.actors \(config.cluster.actors)")
         }
@@ -285,9 +275,9 @@ public final class Actor {
             throw MessageError(welcome, "base holds \(base.count) floats (\(base.filter { !$0.isFinite }.count) non-finite), the policy has \(model.baseParameters.count) parameters")
         }
         let normalization = try Messages.readNormalization(welcome)
-        try adoptChainTransport(from: welcome, log: { _ in })
+        adopt(meta.chainTransport, checkEvery: meta.chainCheckEvery, log: { _ in })
         base.withUnsafeBufferPointer { model.baseParameters.values.update(from: $0.baseAddress!, count: $0.count) }
-        return Membership(index: Int(welcome.actorIndex), seed: seed, policyVersion: welcome.policyVersion, normalization: normalization)
+        return Membership(index: Int(welcome.actorIndex), seed: meta.seedValue, policyVersion: welcome.policyVersion, normalization: normalization)
     }
 
     /// Rolls out one iteration's decisions for `version` and sends them as segments.
@@ -328,7 +318,7 @@ public final class Actor {
         // A send times out while the learner is busy (evaluating, checkpointing) or gone: wait while it answers heartbeats.
         while try !push.send(bytes) {
             // This segment is not sent yet: report the one before it, so the learner does not count it as lost.
-            let beat = heartbeat(version: version, index: index, sent: sequence - 1)
+            let beat = try heartbeat(version: version, index: index, sent: sequence - 1)
             guard try exchange(request, beat)?.kind == .heartbeatReply else { return false }
         }
         return true
@@ -392,11 +382,12 @@ public final class Actor {
     }
 
     func isUnknownActorRefusal(_ message: WireMessage) -> Bool {
-        message.kind == .refusal && (try? Messages.readMeta(message))?["reason"] as? String == "unknown_actor"
+        message.kind == .refusal && (try? RefusalMeta(from: message))?.reason == "unknown_actor"
     }
 
     func refusalError(_ message: WireMessage) -> Error {
-        let meta = (try? Messages.readMeta(message)) ?? [:]
-        return ConfigError("the learner refused: \(meta["detail"] ?? message.kind)")
+        do { return ClusterError.refused("the learner refused: \(try RefusalMeta(from: message).detail)") } catch {
+            return ClusterError.refused("the learner refused, with a refusal that does not decode: \(error)")
+        }
     }
 }

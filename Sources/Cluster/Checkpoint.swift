@@ -96,7 +96,7 @@ public enum Checkpoint {
         let candidates = files.filter { $0.pathExtension == "safetensors" && FileManager.default.fileExists(atPath: sidecarURL(for: $0).path) }
             .compactMap { url in (try? readInfo(from: url)).flatMap { $0.kind == "finetune" ? (url, $0.iteration) : nil } }
         guard let newest = candidates.max(by: { $0.1 < $1.1 }) else {
-            throw ConfigError("no fine-tuning checkpoint in \(run.checkpoints.path) to resume from (checkpoints are written every train.save_model_freq iterations)")
+            throw CheckpointError.missing("no fine-tuning checkpoint in \(run.checkpoints.path) to resume from (checkpoints are written every train.save_model_freq iterations)")
         }
         return newest.0
     }
@@ -106,20 +106,20 @@ public enum Checkpoint {
     /// generator and the learning-rate schedules' positions.
     public static func restoreTraining(_ update: PPOUpdate, info: CheckpointInfo, from url: URL) throws {
         let name = url.lastPathComponent
-        guard info.kind == "finetune" else { throw ConfigError("checkpoint \(name) is a \(info.kind) checkpoint; only fine-tuning checkpoints resume a run") }
+        guard info.kind == "finetune" else { throw CheckpointError.incompatible("checkpoint \(name) is a \(info.kind) checkpoint; only fine-tuning checkpoints resume a run") }
         guard let random = info.learnerRandom, let actorScheduleSteps = info.actorScheduleSteps, let criticScheduleSteps = info.criticScheduleSteps,
               info.initialEvaluation != nil else {
-            throw ConfigError("checkpoint \(name) predates resumable checkpoints (its sidecar lacks the learner's random state, schedules and evaluations)")
+            throw CheckpointError.incompatible("checkpoint \(name) predates resumable checkpoints (its sidecar lacks the learner's random state, schedules and evaluations)")
         }
         let (tensors, _) = try Safetensors.read(from: url)
         try update.critic.parameters.load(tensors, prefix: "critic.")
         for (optimizerName, optimizer, step) in [("actor", update.actorOptimizer, info.actorOptimizerStep), ("critic", update.criticOptimizer, info.criticOptimizerStep)]
         where !optimizer.restoreMoments(name: optimizerName, step: step, from: tensors) {
-            throw ConfigError("checkpoint \(name) lacks a complete \(optimizerName) optimizer state")
+            throw CheckpointError.incompatible("checkpoint \(name) lacks a complete \(optimizerName) optimizer state")
         }
         if update.rewardScaler != nil {
             guard let scaler = info.rewardScaler, scaler.runningReturns.count == update.rewardScaler?.runningReturns.count else {
-                throw ConfigError("checkpoint \(name) holds no reward scaler for \(update.rewardScaler?.runningReturns.count ?? 0) streams (cluster.actors × env.n_envs must match the run's)")
+                throw CheckpointError.incompatible("checkpoint \(name) holds no reward scaler for \(update.rewardScaler?.runningReturns.count ?? 0) streams (cluster.actors × env.n_envs must match the run's)")
             }
             update.rewardScaler = scaler
         }
@@ -136,14 +136,14 @@ public enum Checkpoint {
             let present = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
                 .filter { $0.hasSuffix(".safetensors") }.map { String($0.dropLast(".safetensors".count)) }
                 .sorted { $0.localizedStandardCompare($1) == .orderedAscending }
-            throw ConfigError("no checkpoint \(url.path)" + (present.isEmpty ? " (its folder holds none)"
+            throw CheckpointError.missing("no checkpoint \(url.path)" + (present.isEmpty ? " (its folder holds none)"
                 : "; \(folder.path) holds \(present.joined(separator: ", ")) (a run's last iteration is saved as final)"))
         }
         guard let data = try? Data(contentsOf: sidecar) else {
-            throw ConfigError("checkpoint sidecar \(sidecar.path) is missing: a checkpoint is the .safetensors file plus its .json")
+            throw CheckpointError.missing("checkpoint sidecar \(sidecar.path) is missing: a checkpoint is the .safetensors file plus its .json")
         }
         do { return try SidecarCoding.decoder().decode(CheckpointInfo.self, from: data) } catch {
-            throw ConfigError("checkpoint sidecar \(sidecar.path) is not valid: \(error)")
+            throw CheckpointError.invalid("checkpoint sidecar \(sidecar.path) is not valid: \(error)")
         }
     }
 
@@ -156,20 +156,20 @@ public enum Checkpoint {
         switch model {
         case .diffusion(let policy):
             guard (info.policy ?? .diffusion) == .diffusion, let network = info.network, let denoising = info.denoising else {
-                throw ConfigError("checkpoint \(name) holds a \(info.policy?.rawValue ?? "?") policy; the config asks for model.policy: diffusion")
+                throw CheckpointError.incompatible("checkpoint \(name) holds a \(info.policy?.rawValue ?? "?") policy; the config asks for model.policy: diffusion")
             }
             guard network == policy.base.shape else {
-                throw ConfigError("checkpoint \(name) has network \(network), the config asks for \(policy.base.shape)")
+                throw CheckpointError.incompatible("checkpoint \(name) has network \(network), the config asks for \(policy.base.shape)")
             }
             guard denoising.denoisingSteps == policy.settings.denoisingSteps, denoising.horizonSteps == policy.settings.horizonSteps else {
-                throw ConfigError("checkpoint \(name) was trained with K=\(denoising.denoisingSteps), Tp=\(denoising.horizonSteps); the config has K=\(policy.settings.denoisingSteps), Tp=\(policy.settings.horizonSteps)")
+                throw CheckpointError.incompatible("checkpoint \(name) was trained with K=\(denoising.denoisingSteps), Tp=\(denoising.horizonSteps); the config has K=\(policy.settings.denoisingSteps), Tp=\(policy.settings.horizonSteps)")
             }
         case .gaussian(let policy):
             guard info.policy == .gaussian, let shape = info.gaussian else {
-                throw ConfigError("checkpoint \(name) holds a \((info.policy ?? .diffusion).rawValue) policy; the config asks for model.policy: gaussian")
+                throw CheckpointError.incompatible("checkpoint \(name) holds a \((info.policy ?? .diffusion).rawValue) policy; the config asks for model.policy: gaussian")
             }
             guard shape.mlpDims == policy.shape.mlpDims, shape.chunkWidth == policy.shape.chunkWidth, shape.observationDim == policy.shape.observationDim else {
-                throw ConfigError("checkpoint \(name) has Gaussian network \(shape), the config asks for \(policy.shape)")
+                throw CheckpointError.incompatible("checkpoint \(name) has Gaussian network \(shape), the config asks for \(policy.shape)")
             }
         }
         let (tensors, _) = try Safetensors.read(from: url)

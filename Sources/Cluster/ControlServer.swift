@@ -110,9 +110,13 @@ final class ControlServer: @unchecked Sendable {
 
     private func refusal(_ reason: String, _ detail: String) -> [UInt8] {
         lock.lock(); rejected[reason, default: 0] += 1; lock.unlock()
-        let message = WireMessage(kind: .refusal, policyVersion: 0, actorIndex: 0, sequence: 0,
-                                  tensors: [Messages.meta(["reason": reason, "detail": detail])])
-        return (try? codec.encode(message)) ?? []
+        do {
+            let meta = try RefusalMeta(reason: reason, detail: detail).tensor()
+            return try codec.encode(WireMessage(kind: .refusal, policyVersion: 0, actorIndex: 0, sequence: 0, tensors: [meta]))
+        } catch {
+            Cluster.log("control: could not encode a \(reason) refusal (\(error)); the request goes unanswered")
+            return []
+        }
     }
 
     func respond(to bytes: [UInt8]) -> [UInt8] {
@@ -121,21 +125,26 @@ final class ControlServer: @unchecked Sendable {
         lock.lock(); let current = snapshot; lock.unlock()
         switch request.kind {
         case .hello:
-            guard let meta = try? Messages.readMeta(request) else { return refusal("bad_hello", "hello needs a meta tensor") }
-            let hash = (meta["config_hash"] as? String).flatMap { UInt64($0) }
-            guard hash == configHash else {
-                return refusal("config_mismatch", "actor config hash \(meta["config_hash"] ?? "none") differs from the learner's \(configHash): start actors with the learner's config")
+            let hello: HelloMeta
+            do { hello = try HelloMeta(from: request) } catch { return refusal("bad_hello", "\(error)") }
+            guard UInt64(hello.configHash) == configHash else {
+                return refusal("config_mismatch", "actor config hash \(hello.configHash) differs from the learner's \(configHash): start actors with the learner's config")
             }
             lock.lock()
-            var index = (meta["requested_index"] as? Int) ?? -1
+            var index = hello.requestedIndex ?? -1
             if index < 0 || index >= actors { index = nextActorIndex % actors; nextActorIndex += 1 }
             lastHeartbeat[index] = Date()
             reports[index] = nil // a new process counts its sequence numbers from 1
             lock.unlock()
-            let welcome = WireMessage(kind: .welcome, policyVersion: current.policyVersion, actorIndex: UInt32(index), sequence: request.sequence,
-                                      tensors: welcomeTensors + [Messages.meta(["actor_index": index, "seed": String(seed &+ UInt64(index) &* 1000), "policy_version": current.policyVersion,
-                                                                                "chain_transport": current.chainTransport.rawValue, "chain_check_every": current.chainCheckEvery])])
-            return (try? codec.encode(welcome)) ?? refusal("encode_failed", "welcome")
+            let meta = WelcomeMeta(actorIndex: index, seed: String(seed &+ UInt64(index) &* 1000), policyVersion: current.policyVersion,
+                                   chainTransport: current.chainTransport, chainCheckEvery: current.chainCheckEvery)
+            do {
+                let welcome = WireMessage(kind: .welcome, policyVersion: current.policyVersion, actorIndex: UInt32(index), sequence: request.sequence,
+                                          tensors: welcomeTensors + [try meta.tensor()])
+                return try codec.encode(welcome)
+            } catch {
+                return refusal("encode_failed", "welcome: \(error)")
+            }
         case .weightsRequest:
             guard recordContact(from: Int(request.actorIndex)) else { return unknownActor(request) }
             guard !current.shuttingDown else { return shutdown(request, current) }
@@ -146,19 +155,23 @@ final class ControlServer: @unchecked Sendable {
             guard !current.shuttingDown else { return shutdown(request, current) }
             let index = Int(request.actorIndex)
             var report = ActorReport(policyVersion: request.policyVersion, sequence: request.sequence)
-            if let meta = Messages.optionalMeta(request) {
-                // Statistics are informational: anything malformed reads as 0, never as an error.
-                report.environmentSteps = max(0, (meta["env_steps"] as? Int) ?? 0)
-                report.episodes = max(0, (meta["episodes"] as? Int) ?? 0)
-                let rate = (meta["env_steps_per_second"] as? Double) ?? 0
-                report.stepsPerSecond = rate.isFinite && rate >= 0 ? rate : 0
+            if request.tensors.contains(where: { $0.name == "meta" }) {
+                // The statistics are optional; when present, they decode strictly.
+                let statistics: HeartbeatMeta
+                do { statistics = try HeartbeatMeta(from: request) } catch { return refusal("bad_heartbeat", "\(error)") }
+                report.environmentSteps = statistics.envSteps
+                report.episodes = statistics.episodes
+                report.stepsPerSecond = statistics.envStepsPerSecond
             }
             lock.lock(); reports[index] = report; lock.unlock()
-            var meta: [String: Any] = ["chain_transport": current.chainTransport.rawValue, "chain_check_every": current.chainCheckEvery]
-            if let version = current.redo[index] { meta["redo_version"] = String(version) }
-            let reply = WireMessage(kind: .heartbeatReply, policyVersion: current.policyVersion, actorIndex: request.actorIndex, sequence: request.sequence,
-                                    tensors: [Messages.meta(meta)])
-            return (try? codec.encode(reply)) ?? []
+            let settings = ChainSettingsMeta(chainTransport: current.chainTransport, chainCheckEvery: current.chainCheckEvery,
+                                             redoVersion: current.redo[index].map { String($0) })
+            do {
+                return try codec.encode(WireMessage(kind: .heartbeatReply, policyVersion: current.policyVersion, actorIndex: request.actorIndex,
+                                                    sequence: request.sequence, tensors: [try settings.tensor()]))
+            } catch {
+                return refusal("encode_failed", "heartbeat reply: \(error)")
+            }
         default:
             return refusal("unexpected_kind", "control does not accept \(request.kind)")
         }

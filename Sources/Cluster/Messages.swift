@@ -5,26 +5,6 @@ import Transport
 
 /// The contents of each message kind (documented in docs/wire-format.md, "Message contents").
 enum Messages {
-    /// Control-plane metadata travels as a small JSON tensor named "meta".
-    static func meta(_ object: [String: Any]) -> WireTensor {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return WireTensor(name: "meta", utf8: String(decoding: data, as: UTF8.self))
-    }
-
-    static func readMeta(_ message: WireMessage) throws -> [String: Any] {
-        let text = try message.tensor(named: "meta").text()
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
-            throw MessageError(message, "its meta is not a JSON object")
-        }
-        return object
-    }
-
-    /// The `meta` object of a message that may carry none (heartbeats, weights, replies): nil when absent or unreadable.
-    static func optionalMeta(_ message: WireMessage) -> [String: Any]? {
-        guard message.tensors.contains(where: { $0.name == "meta" }) else { return nil }
-        return try? readMeta(message)
-    }
-
     static func floats(_ name: String, _ pointer: UnsafePointer<Float>, count: Int, shape: [Int]) -> WireTensor {
         WireTensor(name: name, floats: UnsafeBufferPointer(start: pointer, count: count), shape: shape)
     }

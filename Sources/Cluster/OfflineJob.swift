@@ -96,7 +96,7 @@ enum OfflineCriticsFile {
     static func read(_ url: URL) throws -> (tensors: [String: NamedTensor], method: String) {
         let (tensors, metadata) = try Safetensors.read(from: url)
         guard metadata["format"] == format else {
-            throw ConfigError("\(url.path) is not a critics file of dppo offline (format \(metadata["format"] ?? "missing"))")
+            throw OfflineError.invalidFile("\(url.path) is not a critics file of dppo offline (format \(metadata["format"] ?? "missing"))")
         }
         return (tensors, metadata["method"] ?? "unknown")
     }
@@ -107,7 +107,7 @@ enum OfflineCriticsFile {
         let (tensors, method) = try read(url)
         for (key, parameters) in trainer.parameterSets where !key.hasPrefix("actor") {
             do { try parameters.load(tensors, prefix: "\(key).") } catch {
-                throw ConfigError("\(url.path) does not fit this run's \(key) (\(error)); the model and env sections must match the run that saved it")
+                throw OfflineError.invalidFile("\(url.path) does not fit this run's \(key) (\(error)); the model and env sections must match the run that saved it")
             }
         }
         return method
@@ -146,7 +146,7 @@ struct OfflineResumeState: Codable {
         // Written beside and renamed over the old one: a run killed mid-write keeps the previous state.
         let partial = url.appendingPathExtension("partial")
         try Safetensors.write(tensors, metadata: ["format": Self.format, "state": json], to: partial)
-        guard rename(partial.path, url.path) == 0 else { throw ConfigError("could not move \(partial.path) over \(url.path) (errno \(errno))") }
+        guard rename(partial.path, url.path) == 0 else { throw OfflineError.io("could not move \(partial.path) over \(url.path) (errno \(errno))") }
     }
 
     /// Reads the state of `run`; `restore(into:)` then loads it into a trainer built from the same config.
@@ -158,7 +158,7 @@ struct OfflineResumeState: Codable {
         let (tensors, metadata) = try Safetensors.read(from: url)
         guard metadata["format"] == format, let json = metadata["state"],
               let state = try? JSONDecoder().decode(OfflineResumeState.self, from: Data(json.utf8)) else {
-            throw ConfigError("\(url.path) is not a resume state of dppo offline")
+            throw OfflineError.invalidFile("\(url.path) is not a resume state of dppo offline")
         }
         return (state, tensors)
     }
@@ -166,11 +166,11 @@ struct OfflineResumeState: Codable {
     func restore(into trainer: OfflineTrainer, tensors: [String: NamedTensor]) throws {
         for (key, parameters) in trainer.parameterSets {
             do { try parameters.load(tensors, prefix: "\(key).") } catch {
-                throw ConfigError("the resume state does not fit this run's \(key) (\(error)); resume with the config the run started with")
+                throw OfflineError.invalidFile("the resume state does not fit this run's \(key) (\(error)); resume with the config the run started with")
             }
         }
         for (name, optimizer) in trainer.optimizers where !optimizer.restoreMoments(name: name, step: optimizerSteps[name], from: tensors) {
-            throw ConfigError("the resume state lacks a complete \(name) optimizer state")
+            throw OfflineError.invalidFile("the resume state lacks a complete \(name) optimizer state")
         }
         trainer.step = trainerStep
         trainer.random = trainerRandom
@@ -312,7 +312,7 @@ public func runOffline(config: RunConfig, run: RunDirectory, resume: Bool = fals
             let statistics = trainer.pretrainCriticStep(batch: batch)
             window.steps += 1
             guard statistics.criticLoss.isFinite, statistics.valueLoss.isFinite else {
-                throw ConfigError("offline: the critic pre-training loss became non-finite at step \(step); lower offline.critic_lr or grad_clip")
+                throw OfflineError.diverged("offline: the critic pre-training loss became non-finite at step \(step); lower offline.critic_lr or grad_clip")
             }
             if step % settings.logEvery == 0 || step == settings.criticPretrainSteps {
                 let rate = window.take()
@@ -343,7 +343,7 @@ public func runOffline(config: RunConfig, run: RunDirectory, resume: Bool = fals
         window.steps += 1
         let losses = [statistics.criticLoss, statistics.actorLoss, statistics.valueLoss]
         guard losses.allSatisfy(\.isFinite) else {
-            throw ConfigError("offline: a loss became non-finite at step \(step) (critic \(statistics.criticLoss), actor \(statistics.actorLoss)); lower offline.actor_lr / critic_lr or grad_clip")
+            throw OfflineError.diverged("offline: a loss became non-finite at step \(step) (critic \(statistics.criticLoss), actor \(statistics.actorLoss)); lower offline.actor_lr / critic_lr or grad_clip")
         }
         if step % settings.logEvery == 0 || step == settings.steps {
             let rate = window.take()

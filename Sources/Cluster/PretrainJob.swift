@@ -54,7 +54,7 @@ public func runPretraining(config: RunConfig, output: URL, log: (String) -> Void
                                + "the weights so far are in \(url.path) (pretraining does not resume: run it again)", signal: signal)
         }
         let loss = trainer.trainEpoch(dataset, epoch: epoch)
-        guard loss.isFinite else { throw ConfigError("pretrain: the loss became \(loss) in epoch \(epoch + 1); lower pretrain.learning_rate") }
+        guard loss.isFinite else { throw OfflineError.diverged("pretrain: the loss became \(loss) in epoch \(epoch + 1); lower pretrain.learning_rate") }
         metrics.write(["epoch": epoch + 1, "train/loss": loss, "train/learning_rate": Double(trainer.optimizer.learningRate),
                        "perf/elapsed_seconds": Date().timeIntervalSince(started)])
         if Date().timeIntervalSince(lastReport) > 5 || epoch + 1 == epochs {

@@ -21,8 +21,9 @@ struct DPPOCommand: ParsableCommand {
     static var versionText: String { "dppo " + Build.description }
 
     /// Parses and runs a subcommand. A usage mistake (an unknown flag, a bad flag value) is answered by
-    /// ArgumentParser with the usage; a config error or a refused value found while running is one line on stderr
-    /// and exit 64 (EX_USAGE), with no usage dump and no backtrace.
+    /// ArgumentParser with the usage; a config or checkpoint error, or a refused value found while running, is one
+    /// line on stderr and exit 64 (EX_USAGE); a cluster or offline-training failure is one line and exit 1. Never a
+    /// usage dump or a backtrace.
     static func main() {
         var command: ParsableCommand
         do { command = try parseAsRoot() } catch { exit(withError: error) }
@@ -31,6 +32,12 @@ struct DPPOCommand: ParsableCommand {
             try command.run()
         } catch let error as ConfigError {
             refuse(error.description)
+        } catch let error as CheckpointError {
+            refuse(error.description)
+        } catch let error as ClusterError {
+            fail(error.description)
+        } catch let error as OfflineError {
+            fail(error.description)
         } catch let error as ValidationError {
             refuse(error.message)
         } catch let error as StoppedEarly {
@@ -55,6 +62,12 @@ struct DPPOCommand: ParsableCommand {
     static func refuse(_ message: String) -> Never {
         FileHandle.standardError.write(Data((message.replacingOccurrences(of: "\n", with: " ") + "\n").utf8))
         Foundation.exit(64)
+    }
+
+    /// A job that started and then failed (the cluster, a rank, a diverging loss): one line on stderr and exit 1.
+    static func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data((message.replacingOccurrences(of: "\n", with: " ") + "\n").utf8))
+        Foundation.exit(1)
     }
 }
 

@@ -103,13 +103,19 @@ final class ActorResilienceTests: XCTestCase {
         func welcome(_ meta: [String: Any], base: WireTensor? = nil, index: UInt32 = 0) -> WireMessage {
             WireMessage(kind: .welcome, policyVersion: 1, actorIndex: index, sequence: 0, tensors: [base].compactMap { $0 } + [Messages.meta(meta)])
         }
+        let good: [String: Any] = ["actor_index": 0, "seed": "7", "policy_version": 1, "chain_transport": "full", "chain_check_every": 0]
+        func with(_ key: String, _ value: Any?) -> [String: Any] { var meta = good; meta[key] = value; return meta }
+        XCTAssertNoThrow(try actor.membership(from: welcome(good, base: base)))
         let cases: [(WireMessage, String)] = [
-            (welcome(["seed": "abc"], base: base), "meta field seed is 'abc'"),
-            (welcome(["seed": 7], base: base), "meta field seed is '7', expected a decimal u64 in a string"),
-            (welcome([:], base: base), "meta field seed is missing"),
-            (welcome(["seed": "7", "chain_transport": "pigeon"], base: base), "meta field chain_transport is 'pigeon'"),
-            (welcome(["seed": "7"], base: base, index: 9), "actor index 9"),
-            (welcome(["seed": "7"]), "base"),
+            (welcome(with("seed", "abc"), base: base), "meta field seed is 'abc', expected a decimal u64 in a string"),
+            (welcome(with("seed", 7), base: base), "meta field seed is '7', expected a string"),
+            (welcome(with("seed", nil), base: base), "meta field seed is missing"),
+            (welcome(with("chain_transport", "pigeon"), base: base), "meta field chain_transport is 'pigeon'"),
+            (welcome(with("chain_check_every", -1), base: base), "meta field chain_check_every is '-1', expected an integer ≥ 0"),
+            (welcome(with("policy_version", 1.5), base: base), "meta field policy_version is '1.5'"),
+            (welcome(with("colour", "red"), base: base), "meta field colour is not one a welcome carries"),
+            (welcome(good, base: base, index: 9), "actor index 9"),
+            (welcome(good), "base"),
             (WireMessage(kind: .welcome, policyVersion: 1, actorIndex: 0, sequence: 0, tensors: [WireTensor(name: "meta", dtype: .uint8, shape: [3], bytes: Array("{x:".utf8))]),
              "its meta is not a JSON object"),
         ]

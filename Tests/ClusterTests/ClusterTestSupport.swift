@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 @testable import Cluster
 import Tensors
+import Transport
 
 /// A freshly initialised policy of `config`'s kind, saved as `start.safetensors` in `directory`: the starting
 /// checkpoint of the in-process cluster tests.
@@ -74,4 +75,19 @@ func runToEnd(_ executable: URL, _ arguments: [String], in directory: URL? = nil
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+extension Messages {
+    /// A `meta` tensor holding any JSON object: how tests forge control messages that the typed metas
+    /// (`ControlMessages.swift`) would never produce.
+    static func meta(_ object: [String: Any]) -> WireTensor {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return WireTensor(name: "meta", utf8: String(decoding: data, as: UTF8.self))
+    }
+
+    /// The `meta` of a reply as a plain JSON object, for assertions on its raw fields.
+    static func readMeta(_ message: WireMessage) throws -> [String: Any] {
+        let text = try message.tensor(named: "meta").text()
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "meta of \(message.kind)")
+    }
 }

@@ -187,7 +187,7 @@ public final class Learner {
             // Never publish weights no actor can use: stop with the last checkpoint as it was.
             let trained = UnsafeBufferPointer(start: model.trainableParameters.values, count: model.trainableParameters.count)
             if let bad = trained.firstIndex(where: { !$0.isFinite }) {
-                throw ConfigError("iteration \(iteration + 1)'s update made the policy's parameter \(bad) \(trained[bad]); nothing was published "
+                throw ClusterError.diverged("iteration \(iteration + 1)'s update made the policy's parameter \(bad) \(trained[bad]); nothing was published "
                                   + "(the last checkpoint is intact): lower train.actor_lr, set train.max_grad_norm, or check the rewards")
             }
             try ranks?.checkAgreement(update: update, iteration: iteration + 1)

@@ -98,7 +98,7 @@ extension Learner {
                 }
                 let idle = Date().timeIntervalSince(assembler.lastProgress)
                 if idle > config.cluster.batchTimeoutSeconds {
-                    throw ConfigError("no trajectory data for \(Int(idle)) s; actors \(assembler.missingActors) have not delivered version \(version) (are they running? see logs/)")
+                    throw ClusterError.batchTimeout("no trajectory data for \(Int(idle)) s; actors \(assembler.missingActors) have not delivered version \(version) (are they running? see logs/)")
                 }
             case .judged:
                 break

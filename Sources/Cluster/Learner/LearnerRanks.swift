@@ -133,7 +133,7 @@ struct LearnerRanks {
         let shards = received.shards
         received.shards = setup.shards
         guard received == setup else {
-            throw ConfigError("learner rank \(group.rank): its config differs from rank 0's (config hash \(String(setup.configHash, radix: 16)) vs "
+            throw ClusterError.ranks("learner rank \(group.rank): its config differs from rank 0's (config hash \(String(setup.configHash, radix: 16)) vs "
                               + "\(String(received.configHash, radix: 16)), or train.* or the batch size): start every rank with the same config and --set")
         }
         received.shards = shards
@@ -190,7 +190,7 @@ struct LearnerRanks {
     func checkAgreement(update: PPOUpdate, iteration: Int) throws {
         let checksums = group.allGather([Double(bitPattern: update.parameterChecksum())]).map(\.bitPattern)
         guard Set(checksums).count == 1 else {
-            throw ConfigError("learner ranks diverged after iteration \(iteration): parameter checksums by rank "
+            throw ClusterError.ranks("learner ranks diverged after iteration \(iteration): parameter checksums by rank "
                               + checksums.map { String($0, radix: 16) }.joined(separator: ", ") + "; stopping (the last checkpoint is intact)")
         }
     }

@@ -33,7 +33,7 @@ final class WeightStore {
     /// Takes the current weights as `version` (the update just changed them, or the run starts): keeps a copy when
     /// older versions are kept, forgets versions past the lag, and encodes the `weights` reply, which tells actors
     /// `chainTransport`.
-    func advance(to version: UInt64, chainTransport: ChainTransport) throws(WireError) {
+    func advance(to version: UInt64, chainTransport: ChainTransport) throws {
         self.version = version
         self.chainTransport = chainTransport
         if let keptLag {
@@ -44,13 +44,13 @@ final class WeightStore {
     }
 
     /// Encodes the current version's reply again, announcing `transport` (the run fell back to full chains).
-    func announce(chainTransport transport: ChainTransport) throws(WireError) {
+    func announce(chainTransport transport: ChainTransport) throws {
         chainTransport = transport
         try encode()
     }
 
-    private func encode() throws(WireError) {
-        let meta = Messages.meta(["chain_transport": chainTransport.rawValue, "chain_check_every": chainCheckEvery])
+    private func encode() throws {
+        let meta = try ChainSettingsMeta(chainTransport: chainTransport, chainCheckEvery: chainCheckEvery).tensor()
         let weights = Messages.floats("fine_tuned", parameters.values, count: parameters.count, shape: [parameters.count])
         message = try codec.encode(WireMessage(kind: .weights, policyVersion: version, actorIndex: 0, sequence: version,
                                                tensors: [weights, meta]))
