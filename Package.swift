@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["COpenBLAS"]),
         .target(name: "Networks", dependencies: ["Tensors"]),
         .target(name: "Diffusion", dependencies: ["Tensors", "Networks"]),
-        .target(name: "Environments", dependencies: ["Tensors", "CMuJoCo"]),
+        .target(name: "Environments", dependencies: ["Tensors", "CMuJoCo"], resources: [.embedInCode("Resources/gymnasium_bridge.py")]),
         .target(name: "Algorithms", dependencies: ["Tensors", "Networks", "Diffusion", "Environments"]),
         .target(name: "Transport", dependencies: ["CNanomsg", "CLZ4", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Cluster", dependencies: [
