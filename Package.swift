@@ -63,5 +63,5 @@ let package = Package(
         .testTarget(name: "OfflineTests", dependencies: ["Offline", "Diffusion", "Networks", "Tensors", "Datasets", "ReferenceNetworks"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Networks", "Tensors"], resources: [.copy("Fixtures")]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -6,6 +6,16 @@
 #include <string.h>
 
 // Compiles an MJCF document held in memory; on failure returns NULL with the parser's message in `error`.
+/* MuJoCo's warnings go to standard error, one line each, instead of to MUJOCO_LOG.TXT in the working directory.
+   A C function, so that Swift sets no C global itself (mju_user_warning is process-wide mutable state). */
+static void dppo_mj_warning_to_stderr(const char* message) {
+    if (message) fprintf(stderr, "MuJoCo warning: %s\n", message);
+}
+
+static inline void dppo_mj_send_warnings_to_stderr(void) {
+    mju_user_warning = dppo_mj_warning_to_stderr;
+}
+
 static inline mjModel* dppo_mj_load_xml_string(const char* xml, char* error, int error_size) {
     mjVFS* vfs = (mjVFS*)malloc(sizeof(mjVFS));
     if (!vfs) { snprintf(error, error_size, "out of memory"); return NULL; }

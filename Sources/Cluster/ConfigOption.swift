@@ -85,6 +85,8 @@ public enum ConfigKind: Sendable, Equatable {
 /// unknown-key check, `dppo config get/show`, the hash and the tables of docs/configuration.md all come from the
 /// list of these (`RunConfig.options`).
 public struct ConfigOption: @unchecked Sendable {
+    // @unchecked: every stored property is a constant after the options list is built, and `read`/`write` are
+    // non-capturing key-path accessors (they touch only the RunConfig passed in).
     public let key: String
     public let kind: ConfigKind
     /// Part of `RunConfig.compatibilityHash`: actors and learner must agree on it.

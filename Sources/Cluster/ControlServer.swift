@@ -10,6 +10,8 @@ import Transport
 /// learner was restarted and it must say hello again (and roll out the current version afresh).
 /// Once the run is over, weight fetches and heartbeats are answered with `shutdown`.
 final class ControlServer: @unchecked Sendable {
+    // @unchecked: its mutable state (snapshot, contacts, reports, counts) is read and written only under `lock`;
+    // the socket and codec are themselves thread-safe.
     struct Snapshot {
         var policyVersion: UInt64 = 0
         var weightsMessage: [UInt8] = []

@@ -5,6 +5,7 @@ import Logging
 /// lines to stdout, flushed per line. `bootstrap(label:)` names the process (the CLI does it once per command); a
 /// process that never bootstraps (the tests' in-process jobs) prints the bare message.
 public enum ProcessLog {
+    /// nonisolated(unsafe): read and written only while holding `lock`.
     nonisolated(unsafe) private static var logger: Logger?
     private static let lock = NSLock()
 
@@ -22,7 +23,7 @@ public enum ProcessLog {
         lock.unlock()
         guard let current else {
             print(message)
-            fflush(stdout)
+            fflush(nil) // every output stream, stdout included (Swift 6 forbids naming the C global)
             return
         }
         // Messages name their job ("learner: …") for logs without labels; the label says it already.
@@ -44,7 +45,8 @@ struct LineLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    static let formatter: ISO8601DateFormatter = {
+    /// Safe unguarded by the compiler: used only while holding `lock`.
+    nonisolated(unsafe) static let formatter: ISO8601DateFormatter = {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter

@@ -73,6 +73,7 @@ public struct RunDirectoryError: Error, CustomStringConvertible {
 
 /// The flock of `RunDirectory.lock`; released when this is released or the process ends.
 public final class RunLock: @unchecked Sendable {
+    // @unchecked: immutable; the descriptor is only closed by deinit.
     let descriptor: Int32
     init(descriptor: Int32) { self.descriptor = descriptor }
     deinit { close(descriptor) }

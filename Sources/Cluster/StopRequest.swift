@@ -9,6 +9,7 @@ public enum StopRequest {
     public static let graceSeconds = 2.0
 
     private static let lock = NSLock()
+    // nonisolated(unsafe), all three: read and written only while holding `lock`.
     nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
     nonisolated(unsafe) private static var received: (signal: Int32, time: Date)?
     nonisolated(unsafe) private static var announce: (String) -> Void = { _ in }

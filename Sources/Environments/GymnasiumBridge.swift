@@ -424,6 +424,7 @@ private func closeDescriptor(_ descriptor: Int32) {
 
 /// The last bytes a child wrote to a pipe, drained on a background thread so the child never blocks on a full pipe.
 final class OutputTail: @unchecked Sendable {
+    // @unchecked: `bytes` and `finished` are read and written only while holding `condition`; `limit` is a constant.
     let limit: Int
     private let condition = NSCondition()
     private var bytes: [UInt8] = []

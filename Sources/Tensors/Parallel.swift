@@ -12,7 +12,11 @@ public enum Parallel {
             if count == 1 { body(0) }
             return
         }
-        DispatchQueue.concurrentPerform(iterations: count, execute: body)
+        // Safe to hand to concurrent threads as Sendable: concurrentPerform returns only after every shard has run
+        // (the closure never escapes), and by the contract above shards share only read-only inputs.
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: count, execute: unsafeBitCast(body, to: (@Sendable (Int) -> Void).self))
+        }
     }
 
     /// The contiguous part of 0..<total that shard `shard` of `shards` owns: the first `total % shards` shards

@@ -34,6 +34,8 @@ public enum SocketKind: Sendable {
 /// idempotent; operations after it throw `EBADF` rather than touch a socket
 /// number nanomsg may since have reused.
 public final class Socket: @unchecked Sendable {
+    // @unchecked: nanomsg sockets may be used from several threads; `isClosed` is read and written only under
+    // `state`, so close stays idempotent.
     /// How long a request socket waits for a reply before resending the request:
     /// 10 minutes, so a slow reply (a large weights message) is never asked for twice.
     private static let requestResendMilliseconds: Int32 = 600_000

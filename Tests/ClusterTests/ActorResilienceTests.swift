@@ -47,7 +47,8 @@ final class ActorResilienceTests: XCTestCase {
             (.weightsRequest, try codec.encode(WireMessage(kind: .shutdown, policyVersion: 1, actorIndex: 0, sequence: 0, tensors: []))),
         ]
         let record = Record()
-        let actor = try Actor(config: config, learnerHost: "127.0.0.1", requestedIndex: 0)
+        // Used by its own thread until `done`; the test reads it only after.
+        nonisolated(unsafe) let actor = try Actor(config: config, learnerHost: "127.0.0.1", requestedIndex: 0)
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             do { try actor.run(giveUpSeconds: 30, log: record.append) } catch { record.fail(error) }

@@ -64,7 +64,8 @@ final class FaultFuzzTests: XCTestCase {
         train: {n_train_itr: 3, n_steps: 30, batch_size: 60, update_epochs: 2, val_freq: 2, eval_episodes: 4, save_model_freq: 2}
         cluster: {actors: 2, base_port: \(port), segment_steps: 12, batch_timeout_s: 40\(keyFile.map { ", key_file: '\($0)'" } ?? "")}
         """)
-        let learner = try Learner(config: config, run: try RunDirectory(url: directory.appendingPathComponent("run")),
+        // Shared with the fuzzing thread, which only reads its drop counters (behind the learner's locks).
+        nonisolated(unsafe) let learner = try Learner(config: config, run: try RunDirectory(url: directory.appendingPathComponent("run")),
                                   basePolicy: try writeRandomPolicy(config: config, to: directory))
         XCTAssertEqual(learner.codec.isAuthenticating, keyed)
         let fuzzer = try Fuzzer(config: config, codec: learner.codec, keyed: keyed, endpoints: Endpoints(basePort: port))

@@ -6,7 +6,8 @@ import Tensors
 
 /// Golden vectors of docs/algorithms.md §9 (Fixtures/dppo-schedule-vectors.json).
 final class ScheduleTests: XCTestCase {
-    static let vectors: [String: Any] = {
+    /// Safe unguarded: initialised once (a static let) and only read afterwards.
+    nonisolated(unsafe) static let vectors: [String: Any] = {
         let url = Bundle.module.url(forResource: "dppo-schedule-vectors", withExtension: "json", subdirectory: "Fixtures")!
         return try! JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
     }()

@@ -316,7 +316,8 @@ enum FixtureError: Error, CustomStringConvertible {
     var description: String { switch self { case .missing(let message): return message } }
 }
 
-private var fixtureCache: [String: Fixture] = [:]
+/// Safe unguarded by the compiler: every access holds `fixtureLock`.
+nonisolated(unsafe) private var fixtureCache: [String: Fixture] = [:]
 private let fixtureLock = NSLock()
 
 /// Loads `<fixtures>/<name>/fixture.{json,safetensors}`; fixtures = $DPPO_FIXTURES or the bundled Fixtures/.

@@ -108,6 +108,7 @@ public final class LocomotionEnvironment: Environment {
         return model
     }
 
+    /// nonisolated(unsafe): read and written only while holding `modelCacheLock`.
     nonisolated(unsafe) private static var modelCache: [String: MuJoCoModel] = [:]
     private static let modelCacheLock = NSLock()
 

@@ -3,16 +3,14 @@ import Foundation
 
 /// A compiled MuJoCo model (`mjModel`), shared read-only by every instance of a task; each instance owns its `mjData`.
 public final class MuJoCoModel: @unchecked Sendable {
+    // @unchecked: the pointer is set once; MuJoCo only reads a model while stepping, and the one writer (the tabletop
+    // task, which resizes its cube) writes to its own copy, never to a shared model.
     public let pointer: UnsafeMutablePointer<mjModel>
 
     /// MuJoCo's warnings (an unstable simulation it reset, a full contact buffer) go to standard error as one line
     /// each, instead of to a MUJOCO_LOG.TXT in the working directory. Installed once, before the first model.
-    private static let warningsToStandardError: Void = {
-        mju_user_warning = { message in
-            guard let message else { return }
-            fputs("MuJoCo warning: \(String(cString: message))\n", stderr)
-        }
-    }()
+    /// (A static let: Swift runs its initialiser once, thread-safely.)
+    private static let warningsToStandardError: Void = dppo_mj_send_warnings_to_stderr()
 
     /// Compiles an MJCF document held in memory.
     public init(xml: String) throws {

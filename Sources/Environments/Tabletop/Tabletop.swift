@@ -109,6 +109,7 @@ public final class TabletopEnvironment: Environment {
     /// The servo targets' ranges: x, y, z of the gripper origin, then its yaw (a constant: `step` allocates nothing).
     private static let servoRanges = [TabletopModel.workspaceX, TabletopModel.workspaceY, TabletopModel.workspaceZ, TabletopModel.yawRange]
 
+    /// nonisolated(unsafe): read and written only while holding `lock`.
     nonisolated(unsafe) private static var shared: MuJoCoModel?
     private static let lock = NSLock()
 
