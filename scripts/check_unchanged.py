@@ -21,13 +21,13 @@ import struct
 import sys
 from pathlib import Path
 
-# Fields that measure time, or that come from heartbeats and queue states whose timing varies, not from what was
+# Fields that measure time (durations, and the manifests' created_at clock time), or that come from heartbeats and queue states whose timing varies, not from what was
 # computed: wall and step-rate figures, the actors' heartbeat reports, the receive queue at batch start.
 # Also the record of what produced a run (the binary's version and commit, its config hash, the checkpoint it started
 # from), which names the build rather than describing the results.
 VOLATILE = re.compile(
     r"^(wall_seconds|wallSeconds|perf/.*|actors/.*|transport/(bytes_per_second|queue_depth|connected_actors|"
-    r"chain_rebuild_seconds)|dppo|config_hash|started_from)$")
+    r"chain_rebuild_seconds)|created_at|dppo|config_hash|started_from)$")
 
 
 def read_safetensors(path):
