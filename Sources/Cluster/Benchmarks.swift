@@ -248,7 +248,7 @@ public enum Benchmarks {
     }
 }
 
-/// `dppo bench --wire`: what the wire path costs and what compression gains, field by field, on real segments.
+/// `dppo bench wire`: what the wire path costs and what compression gains, field by field, on real segments.
 public struct WireBenchmarkReport: Codable, Sendable {
     public struct Field: Codable, Sendable {
         public var name: String
@@ -317,7 +317,7 @@ extension Benchmarks {
         var recorded: [Segment] = []
         let produceStart = Date()
         for _ in 0..<count {
-            recorded.append(try Actor.recordSegment(version: 1, index: 0, offset: 0, steps: steps, config: config, policy: model.rollout,
+            recorded.append(try SegmentRecorder.record(version: 1, index: 0, offset: 0, steps: steps, config: config, policy: model.rollout,
                                                     environments: environments, records: records, firsts: &firsts, random: &random))
         }
         let produceSeconds = Date().timeIntervalSince(produceStart) / Double(count)
@@ -391,7 +391,7 @@ extension Benchmarks {
         var random = Philox(seed: 6)
         let sampler = SeededChainSampler(policy: policy)
         let recorded = try (0..<count).map { _ in
-            try Actor.recordSegment(version: 1, index: 0, offset: 0, steps: steps, config: config, policy: policy, environments: environments,
+            try SegmentRecorder.record(version: 1, index: 0, offset: 0, steps: steps, config: config, policy: policy, environments: environments,
                                     records: records, firsts: &firsts, random: &random, seededSampler: sampler)
         }
         let envSteps = Double(steps * e * config.environment.actSteps)

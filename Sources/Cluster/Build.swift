@@ -1,6 +1,6 @@
 /// What built this binary, for `dppo --version` and for every run's record of what produced it (summary.json).
 public enum Build {
-    public static let version = "0.11.0"
+    public static let version = "0.12.0"
     /// `git describe --always --dirty` of the checkout at build time (the BuildInfo plugin), or `unknown`.
     public static let commit = buildCommit
     #if DEBUG

@@ -2,7 +2,7 @@ import Foundation
 import Datasets
 import Tensors
 
-/// `dppo bench --cluster`: the environment-step rate of N actor processes with no learner attached, against the same
+/// `dppo bench cluster`: the environment-step rate of N actor processes with no learner attached, against the same
 /// actors in a running cluster (learner and actors as separate processes on this machine, over loopback), in strict and
 /// async mode.
 public struct ClusterBenchmarkReport: Codable, Sendable {
@@ -30,7 +30,7 @@ public struct ClusterBenchmarkReport: Codable, Sendable {
 }
 
 extension Benchmarks {
-    /// One actor process's rollout rate with no learner: `Actor.recordSegment` on `config`'s task and policy for
+    /// One actor process's rollout rate with no learner: `SegmentRecorder.record` on `config`'s task and policy for
     /// `seconds`, as environment steps per second. `checkpoint` supplies the weights (optional).
     public static func standaloneActor(config: RunConfig, checkpoint: URL?, seconds: Double) throws -> Double {
         BLAS.setThreads(1)
@@ -48,14 +48,14 @@ extension Benchmarks {
         var decisions = 0
         let start = Date()
         repeat {
-            _ = try Actor.recordSegment(version: 1, index: 0, offset: 0, steps: steps, config: config, policy: model.rollout,
+            _ = try SegmentRecorder.record(version: 1, index: 0, offset: 0, steps: steps, config: config, policy: model.rollout,
                                         environments: environments, records: records, firsts: &firsts, random: &random)
             decisions += steps * e
         } while Date().timeIntervalSince(start) < seconds
         return Double(decisions * config.environment.actSteps) / Date().timeIntervalSince(start)
     }
 
-    /// Runs the comparison with `binary` (this program): `actors` concurrent `bench --standalone-actor` processes, then a
+    /// Runs the comparison with `binary` (this program): `actors` concurrent `bench standalone-actor` processes, then a
     /// learner and `actors` actor processes for `iterations` iterations per synchronisation mode. Rates skip the first
     /// iteration (connection set-up, first weights) and the last (final evaluation).
     public static func cluster(binary: String, configPath: String, overrides: [String], actors: Int, iterations: Int, seconds: Double,
@@ -72,7 +72,7 @@ extension Benchmarks {
 
         log("cluster bench: \(actors) actor processes, \(config.environment.task.rawValue), \(config.environment.environmentsPerActor) environments each, \(ProcessInfo.processInfo.activeProcessorCount) cores")
         let standalone = try (0..<actors).map { index in
-            try BenchmarkChild(binary: binary, arguments: ["bench", "--standalone-actor", "--seconds", String(seconds), "--checkpoint", start.path] + configArguments,
+            try BenchmarkChild(binary: binary, arguments: ["bench", "standalone-actor", "--seconds", String(seconds), "--checkpoint", start.path] + configArguments,
                                log: directory.appendingPathComponent("standalone-\(index).log"))
         }
         var standaloneRate = 0.0

@@ -4,7 +4,7 @@ import Diffusion
 import Networks
 import Tensors
 
-/// `dppo bench --scaling` (and the `learner_update_scaling` part of `dppo bench`): the learner update of the Hopper
+/// `dppo bench scaling` (and the `learner_update_scaling` part of `dppo bench`): the learner update of the Hopper
 /// workload on 1, 2, 4, … threads, and under `mpirun` across ranks (docs/learner-scaling.md).
 extension Benchmarks {
     /// 1, 2, 4, … up to the core count, and the core count itself.

@@ -1,5 +1,5 @@
 /// What LZ4 makes of one tensor's data, with and without the byte shuffle, for measuring
-/// the wire format's compression field by field (`dppo bench --wire`).
+/// the wire format's compression field by field (`dppo bench wire`).
 public enum CompressionProbe {
     /// The size of `tensor`'s data as one LZ4 frame at `level`: as is, and byte-shuffled by
     /// its element width (the codec shuffles only float32 tensors; this shuffles any width > 1).

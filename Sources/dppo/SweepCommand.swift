@@ -38,27 +38,9 @@ struct SweepCommand: ParsableCommand {
         }
         let base = try RunConfig.load(path: config, overrides: overrides)
         let axes = try grid.map(Sweep.axis)
-        let directory: URL
-        if let dir {
-            directory = URL(fileURLWithPath: dir)
-        } else {
-            let formatter = DateFormatter()
-            formatter.locale = Locale(identifier: "en_US_POSIX")
-            formatter.timeZone = TimeZone(identifier: "UTC")
-            formatter.dateFormat = "yyyyMMdd-HHmmss"
-            directory = URL(fileURLWithPath: "runs/sweeps/\(base.name)-\(formatter.string(from: Date()))")
-        }
+        let directory = dir.map { URL(fileURLWithPath: $0) } ?? defaultDirectory(base: base)
         var sweep = try Sweep.plan(config: config, grid: axes, sets: overrides, directory: directory)
-        // Every combination must make a valid config before anything starts.
-        for run in sweep.runs {
-            do { _ = try RunConfig.load(path: config, overrides: overrides + run.overrides) } catch let error as ConfigError {
-                throw ConfigError("run \(run.name): \(error.message)")
-            }
-        }
-        let slots = slurm ? sweep.runs.count : parallel
-        guard base.cluster.basePort + 10 * (slots - 1) <= 65_533 else {
-            throw ValidationError("cluster.base_port \(base.cluster.basePort) + 10 × \(slots - 1) (one set of ports per \(slurm ? "run" : "slot")) passes 65533: lower it")
-        }
+        try check(sweep, base: base)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let lock = try RunDirectory.lock(directory, job: "sweep")
         defer { withExtendedLifetime(lock) {} }
@@ -75,7 +57,9 @@ struct SweepCommand: ParsableCommand {
 
         var running: [(index: Int, slot: Int, process: Process)] = []
         var queue = Array(sweep.runs.indices)
-        func save() { try? sweep.write(to: directory) }
+        func save() {
+            do { try sweep.write(to: directory) } catch { log("sweep: warning: could not write \(directory.path)/sweep.json (\(error)); the runs go on") }
+        }
         for index in sweep.runs.indices where Sweep.step(for: sweep.runs[index]) == .skip { sweep.runs[index].state = "finished" }
         queue.removeAll { sweep.runs[$0].state == "finished" }
         save()
@@ -110,6 +94,28 @@ struct SweepCommand: ParsableCommand {
         if !unfinished.isEmpty {
             throw ValidationError("\(unfinished.count) of \(sweep.runs.count) runs did not finish (\(unfinished.map(\.name).joined(separator: ", "))); "
                                   + "see their logs, then run the same command to resume them")
+        }
+    }
+
+    /// runs/sweeps/<name>-<UTC time>.
+    func defaultDirectory(base: RunConfig) -> URL {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        return URL(fileURLWithPath: "runs/sweeps/\(base.name)-\(formatter.string(from: Date()))")
+    }
+
+    /// Before anything starts: every combination makes a valid config, and every slot's ports fit.
+    func check(_ sweep: Sweep, base: RunConfig) throws {
+        for run in sweep.runs {
+            do { _ = try RunConfig.load(path: config, overrides: overrides + run.overrides) } catch let error as ConfigError {
+                throw ConfigError("run \(run.name): \(error.message)")
+            }
+        }
+        let slots = slurm ? sweep.runs.count : parallel
+        guard base.cluster.basePort + 10 * (slots - 1) <= 65_533 else {
+            throw ValidationError("cluster.base_port \(base.cluster.basePort) + 10 × \(slots - 1) (one set of ports per \(slurm ? "run" : "slot")) passes 65533: lower it")
         }
     }
 

@@ -123,7 +123,7 @@ final class SeededChainTests: XCTestCase {
         try environments.resetAll()
         var firsts = [UInt8](repeating: 1, count: 4)
         var random = Philox(seed: 21)
-        let recorded = try Actor.recordSegment(version: 1, index: 1, offset: 0, steps: 6, config: config, policy: actorModel.rollout, environments: environments,
+        let recorded = try SegmentRecorder.record(version: 1, index: 1, offset: 0, steps: 6, config: config, policy: actorModel.rollout, environments: environments,
                                                records: Matrix(rows: 4, columns: config.recordWidth), firsts: &firsts, random: &random,
                                                seededSampler: SeededChainSampler(policy: actorPolicy))
         XCTAssertEqual(recorded.chainSeeds.count, 6)
