@@ -38,14 +38,18 @@ struct BenchOptions: ParsableArguments {
     var log: (String) -> Void { json ? { _ in } : { print($0) } }
 }
 
-/// A path the benchmarks read: as given when it exists from the working directory, else relative to the checkout
-/// this binary was built in (`<checkout>/.build/<configuration>/dppo`), else as given (and the error names it).
+/// A path the benchmarks read: as given when it exists from the working directory, else relative to the nearest
+/// folder above this binary that holds it (the checkout it was built in: `<checkout>/.build/…/dppo`), else as given
+/// (and the error names it).
 func benchPath(_ path: String) -> String {
     guard !path.hasPrefix("/"), !FileManager.default.fileExists(atPath: path) else { return path }
-    let binary = URL(fileURLWithPath: thisBinary()).resolvingSymlinksInPath()
-    let checkout = binary.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let candidate = checkout.appendingPathComponent(path).path
-    return FileManager.default.fileExists(atPath: candidate) ? candidate : path
+    var folder = URL(fileURLWithPath: thisBinary()).resolvingSymlinksInPath().deletingLastPathComponent()
+    while folder.path != "/" {
+        let candidate = folder.appendingPathComponent(path).path
+        if FileManager.default.fileExists(atPath: candidate) { return candidate }
+        folder = folder.deletingLastPathComponent()
+    }
+    return path
 }
 
 /// This program's own executable, for the benchmarks that start copies of it.
