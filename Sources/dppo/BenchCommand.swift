@@ -38,6 +38,14 @@ struct BenchOptions: ParsableArguments {
     var log: (String) -> Void { json ? { _ in } : { print($0) } }
 }
 
+/// The run a cluster benchmark measures: its config and overrides.
+struct BenchRunOptions: ParsableArguments {
+    @Option(help: "The run's config (default: the embedded default run's, configs/pendulum/finetune.yaml).")
+    var config: String = "configs/pendulum/finetune.yaml"
+    @Option(name: [.customLong("set")], help: "Override a config key (repeatable).")
+    var overrides: [String] = []
+}
+
 /// A path the benchmarks read: as given when it exists from the working directory, else relative to the nearest
 /// folder above this binary that holds it (the checkout it was built in: `<checkout>/.build/…/dppo`), else as given
 /// (and the error names it).
@@ -165,10 +173,7 @@ extension DPPOCommand.Bench {
             commandName: "cluster",
             abstract: "The distribution overhead: the environment-step rate of --actors actor processes with no learner, against the same actors with a learner attached (strict and async; with --seeded-chains also seeded transport).")
         @OptionGroup var options: BenchOptions
-        @Option(help: "The run's config (default: the embedded default run's, configs/pendulum/finetune.yaml).")
-        var config: String = "configs/pendulum/finetune.yaml"
-        @Option(name: [.customLong("set")], help: "Override a config key (repeatable).")
-        var overrides: [String] = []
+        @OptionGroup var target: BenchRunOptions
         @Option(help: "Actor processes (1–256).")
         var actors: Int = 4
         @Option(help: "Iterations per cluster run (3–10000; the first and last are not measured).")
@@ -182,7 +187,7 @@ extension DPPOCommand.Bench {
         }
 
         func run() throws {
-            let report = try Benchmarks.cluster(binary: thisBinary(), configPath: benchPath(config), overrides: overrides, actors: actors, iterations: iterations,
+            let report = try Benchmarks.cluster(binary: thisBinary(), configPath: benchPath(target.config), overrides: target.overrides, actors: actors, iterations: iterations,
                                                 seconds: options.seconds, chainTransports: seededChains ? ["full", "seeded"] : ["full"], log: options.log)
             if options.json { try printJSON(report) }
         }
@@ -193,15 +198,12 @@ extension DPPOCommand.Bench {
         static let configuration = CommandConfiguration(commandName: "standalone-actor", abstract: "(used by `dppo bench cluster`)",
                                                         shouldDisplay: false)
         @OptionGroup var options: BenchOptions
-        @Option(help: "The run's config.")
-        var config: String = "configs/pendulum/finetune.yaml"
-        @Option(name: [.customLong("set")], help: "Override a config key (repeatable).")
-        var overrides: [String] = []
+        @OptionGroup var target: BenchRunOptions
         @Option(help: "The policy to roll out.")
         var checkpoint: String?
 
         func run() throws {
-            let config = try RunConfig.load(path: benchPath(config), overrides: overrides)
+            let config = try RunConfig.load(path: benchPath(target.config), overrides: target.overrides)
             let rate = try Benchmarks.standaloneActor(config: config, checkpoint: checkpoint.map { URL(fileURLWithPath: $0) }, seconds: options.seconds)
             print("{\"env_steps_per_second\": \(rate)}")
         }
