@@ -52,8 +52,7 @@ public final class Actor {
     /// a negative count, a field it does not carry) is refused, naming the field, and changes nothing.
     @discardableResult
     func adoptChainTransport(from message: WireMessage, log: (String) -> Void) throws -> ChainSettingsMeta? {
-        guard message.tensors.contains(where: { $0.name == "meta" }) else { return nil }
-        let settings = try ChainSettingsMeta(from: message)
+        guard let settings = try ChainSettingsMeta.ifPresent(in: message) else { return nil }
         adopt(settings.chainTransport, checkEvery: settings.chainCheckEvery, log: log)
         return settings
     }

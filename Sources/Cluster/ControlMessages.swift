@@ -20,6 +20,13 @@ extension ControlMeta {
         return WireTensor(name: "meta", utf8: String(decoding: try encoder.encode(self), as: UTF8.self))
     }
 
+    /// The `meta` of a kind that may carry none (heartbeat, weights, heartbeat reply): nil when absent, and
+    /// otherwise decoded as strictly as `init(from:)`.
+    static func ifPresent(in message: WireMessage) throws(MessageError) -> Self? {
+        guard message.tensors.contains(where: { $0.name == "meta" }) else { return nil }
+        return try Self(from: message)
+    }
+
     /// The `meta` of `message`, every field checked.
     init(from message: WireMessage) throws(MessageError) {
         let text: String

@@ -157,10 +157,10 @@ final class ControlServer: @unchecked Sendable {
             guard !current.shuttingDown else { return shutdown(request, current) }
             let index = Int(request.actorIndex)
             var report = ActorReport(policyVersion: request.policyVersion, sequence: request.sequence)
-            if request.tensors.contains(where: { $0.name == "meta" }) {
-                // The statistics are optional; when present, they decode strictly.
-                let statistics: HeartbeatMeta
-                do { statistics = try HeartbeatMeta(from: request) } catch { return refusal("bad_heartbeat", "\(error)") }
+            // The statistics are optional; when present, they decode strictly.
+            let statistics: HeartbeatMeta?
+            do { statistics = try HeartbeatMeta.ifPresent(in: request) } catch { return refusal("bad_heartbeat", "\(error)") }
+            if let statistics {
                 report.environmentSteps = statistics.envSteps
                 report.episodes = statistics.episodes
                 report.stepsPerSecond = statistics.envStepsPerSecond
