@@ -43,8 +43,11 @@ let package = Package(
         ]),
         // Offline diffusion-policy RL: Diffusion-QL and EDP (action approximation, DPM-Solver, energy-based selection, TD3/CRR/IQL).
         .target(name: "Offline", dependencies: ["Tensors", "Networks", "Diffusion", "Datasets", "Algorithms"]),
+        // Every `dppo bench` measurement, with one timing helper; product modules hold no benchmark code.
+        .target(name: "Benchmarks", dependencies: ["Tensors", "Networks", "Diffusion", "Environments", "Algorithms", "Transport",
+                                                   "Cluster", "Datasets", "Offline", "CMuJoCo"]),
         .executableTarget(name: "dppo", dependencies: [
-            "Cluster", "Datasets", "Offline",
+            "Benchmarks", "Cluster", "Datasets", "Offline",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // `dppo --version`'s git commit (and every run's record of it), written before every build.

@@ -27,12 +27,12 @@ public enum ChainTransport: String, Sendable, CaseIterable {
 ///
 /// With `shards` > 1 the rows are cut into contiguous shards, each rebuilt by its own replica of the policy on its own
 /// worker (the learner's `threads`); every row still draws from its own stream.
-final class SeededChainSampler {
+package final class SeededChainSampler {
     let policy: DiffusionPolicy
     let shards: ShardedDiffusionSampler
     private var generators: [Philox] = []
 
-    init(policy: DiffusionPolicy, shards: Int = 1) {
+    package init(policy: DiffusionPolicy, shards: Int = 1) {
         self.policy = policy
         self.shards = ShardedDiffusionSampler(policy: policy, shards: max(shards, 1))
     }
@@ -50,12 +50,12 @@ final class SeededChainSampler {
         }
     }
 
-    func sample(observations: Matrix, seeds: [UInt64], environments: Int, chains: Matrix) {
+    package func sample(observations: Matrix, seeds: [UInt64], environments: Int, chains: Matrix) {
         seeds.withUnsafeBufferPointer { sample(observations: observations, seeds: $0, environments: environments, chains: chains) }
     }
 
     /// The largest |a − b| over two equally long float buffers (infinity when the lengths differ).
-    static func maxDifference(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) -> Float {
+    package static func maxDifference(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) -> Float {
         guard a.count == b.count else { return .infinity }
         var largest: Float = 0
         for index in 0..<a.count {
@@ -105,7 +105,7 @@ final class SeededChainSampler {
     }
 
     /// Log-probabilities of every fine-tuned transition of every chain row (rows × K′ values).
-    func transitionLogProbabilities(chains: Matrix, observations: Matrix) -> [Float] {
+    package func transitionLogProbabilities(chains: Matrix, observations: Matrix) -> [Float] {
         let kPrime = policy.settings.fineTunedSteps, width = policy.settings.chunkWidth
         let count = chains.rows * kPrime
         let inputs = Matrix(rows: count, columns: width), outputs = Matrix(rows: count, columns: width)

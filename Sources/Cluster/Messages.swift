@@ -34,14 +34,14 @@ enum Messages {
 }
 
 /// One actor's decisions [steps × envs] for one policy version, decoded and checked against the run's shapes.
-struct Segment {
+package struct Segment {
     var policyVersion: UInt64
     var actorIndex: Int
     var stepOffset: Int
     var steps: Int
     var environments: Int
-    var observations: [Float]      // [T, E, O]
-    var chains: [Float]            // [T, E, C]
+    package var observations: [Float]      // [T, E, O]
+    package var chains: [Float]            // [T, E, C]
     var rewards: [Float]           // [T, E]
     var terminated: [UInt8]
     var truncated: [UInt8]
@@ -52,11 +52,11 @@ struct Segment {
     var episodeReturns: [Float]
     var episodeLengths: [Int32]
     /// Seeded chain transport: the noise seed of each decision step [T] (`SeededChainSampler`); empty with full chains.
-    var chainSeeds: [UInt64] = []
+    package var chainSeeds: [UInt64] = []
 
     /// The segment message. With `chainSeeds`, `chains` travel only when `includeChains` (a sampled check); without,
     /// always.
-    func message(sequence: UInt64, observationWidth: Int, chainWidth: Int, includeChains: Bool = true) -> WireMessage {
+    package func message(sequence: UInt64, observationWidth: Int, chainWidth: Int, includeChains: Bool = true) -> WireMessage {
         let t = steps, e = environments
         var tensors = [
             WireTensor(name: "step_offset", int32s: [Int32(stepOffset)], shape: [1]),
@@ -82,7 +82,7 @@ struct Segment {
 
 extension Segment {
     /// Decodes and validates every shape against the run's configuration; throws on anything inconsistent.
-    init(message: WireMessage, observationWidth: Int, chainWidth: Int, environments expected: Int, maxSteps: Int) throws {
+    package init(message: WireMessage, observationWidth: Int, chainWidth: Int, environments expected: Int, maxSteps: Int) throws {
         func require(_ condition: Bool, _ what: String) throws { if !condition { throw SegmentError(reason: "bad_shape", detail: what) } }
         policyVersion = message.policyVersion
         actorIndex = Int(message.actorIndex)

@@ -8,12 +8,12 @@ import Transport
 
 /// The rollout half of an actor: decisions sampled and stepped, recorded as one `Segment` (docs/wire-format.md);
 /// no sockets. The actor sends what this records; the benchmarks and tests call it directly.
-enum SegmentRecorder {
+package enum SegmentRecorder {
     /// Rolls out `steps` decisions of `policy` (exploration sampling) in `environments` and records them as one
     /// segment; no I/O. `records` is scratch of [environments × record width]; `firsts` carries episode starts across calls.
     /// With `seededSampler` (the policy's, seeded chain transport), each decision step draws a 64-bit seed from `random`,
     /// samples its chains from it and records it in `chainSeeds`.
-    static func record(version: UInt64, index: Int, offset: Int, steps: Int, config: RunConfig, policy: any RolloutPolicy,
+    package static func record(version: UInt64, index: Int, offset: Int, steps: Int, config: RunConfig, policy: any RolloutPolicy,
                         environments: VectorEnvironment, records: Matrix, firsts: inout [UInt8], random: inout Philox,
                         seededSampler: SeededChainSampler? = nil) throws -> Segment {
         let e = environments.count

@@ -68,7 +68,7 @@ public final class MPIGroup: RankGroup {
     func broadcast(_ array: inout [Float]) { array.withUnsafeMutableBytes { broadcast($0.baseAddress!, bytes: $0.count) } }
 
     /// Rank 0's `Data` on every rank (its length first, waited for idly).
-    func broadcast(_ data: Data?) -> Data {
+    package func broadcast(_ data: Data?) -> Data {
         var length: [Int64] = [Int64(data?.count ?? 0), 0]
         broadcastIdly(&length)
         var bytes = [UInt8](data ?? Data(count: Int(length[0])))
@@ -79,7 +79,7 @@ public final class MPIGroup: RankGroup {
 
     /// Rank 0's two words on every rank, polling with short sleeps: a rank waiting for the next batch (the actors are
     /// rolling out) takes no core from them, as a blocking broadcast, which spins, would.
-    func broadcastIdly(_ words: inout [Int64]) {
+    package func broadcastIdly(_ words: inout [Int64]) {
         var request = MPI_Request(bitPattern: 0)
         words.withUnsafeMutableBytes { buffer in
             MPI_Ibcast(buffer.baseAddress, Int32(buffer.count), dppo_mpi_byte(), 0, dppo_mpi_comm_world(), &request)

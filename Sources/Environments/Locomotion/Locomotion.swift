@@ -75,7 +75,7 @@ public final class LocomotionEnvironment: Environment {
     public let task: LocomotionTask
     public let rules: LocomotionRules
     public let model: MuJoCoModel
-    let data: MuJoCoData
+    package let data: MuJoCoData
     let positions: Int, velocities: Int, controls: Int
     let decisionTime: Double
 

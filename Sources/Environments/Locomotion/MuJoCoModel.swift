@@ -89,11 +89,11 @@ public final class MuJoCoModel: @unchecked Sendable {
 }
 
 /// One simulation state (`mjData`) of a model.
-final class MuJoCoData {
+package final class MuJoCoData {
     let model: MuJoCoModel
-    let pointer: UnsafeMutablePointer<mjData>
+    package let pointer: UnsafeMutablePointer<mjData>
 
-    init(model: MuJoCoModel) throws {
+    package init(model: MuJoCoModel) throws {
         guard let data = mj_makeData(model.pointer) else { throw EnvironmentError("MuJoCo could not allocate simulation data") }
         self.model = model
         pointer = data

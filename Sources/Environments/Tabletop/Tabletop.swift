@@ -67,15 +67,16 @@ public final class TabletopEnvironment: Environment {
     public let task: TabletopTask
     public let rules: TabletopRules
     /// This instance's own copy of the model: the cube's size and mass change per episode.
-    let model: MuJoCoModel
-    let data: MuJoCoData
+    package let model: MuJoCoModel
+    package let data: MuJoCoData
     let cubeQ: Int, gripperQ: Int, fingerQ: (Int, Int)
-    let gripperZDof: Int, cubeGeom: Int, cubeBody: Int
-    let gripperWeight: Double
+    package let gripperZDof: Int
+    let cubeGeom: Int, cubeBody: Int
+    package let gripperWeight: Double
     /// The current episode's cube half edge and target, and whether its goal has been reached.
     public private(set) var cubeHalfSize = 0.02
     public private(set) var target = (x: 0.0, y: 0.0)
-    public internal(set) var succeeded = false
+    public package(set) var succeeded = false
 
     public init(task: TabletopTask, rules: TabletopRules? = nil) throws {
         self.task = task

@@ -11,10 +11,10 @@
 /// joint value q is the distance of its inner face from the gripper's centre plane, so the opening is 2q.
 /// The elliptic friction cone with impratio 10 keeps a squeezed cube from slipping, as in MuJoCo's grasping
 /// examples. The cube's size, mass and inertia are set per episode on each instance's own copy of the model.
-enum TabletopModel {
+package enum TabletopModel {
     /// Physics step (s) and physics steps per control step: 2 ms × 25 = 50 ms, 20 Hz control.
     static let timeStep = 0.002
-    static let substeps = 25
+    package static let substeps = 25
     /// Finger travel: fully open, each inner face 2.8 cm from the centre plane. A cube is 4 to 4.8 cm across its
     /// faces and 5.7 to 6.8 cm across its diagonal: the fingers pass around it only when turned to its faces.
     static let fingerOpen = 0.028

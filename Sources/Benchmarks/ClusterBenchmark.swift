@@ -1,5 +1,6 @@
-import Foundation
+import Cluster
 import Datasets
+import Foundation
 import Tensors
 
 /// `dppo bench cluster`: the environment-step rate of N actor processes with no learner attached, against the same
@@ -45,14 +46,11 @@ extension Benchmarks {
         let records = Matrix(rows: e, columns: config.recordWidth)
         var firsts = [UInt8](repeating: 1, count: e)
         let steps = min(config.cluster.segmentSteps, config.train.stepsPerIteration)
-        var decisions = 0
-        let start = Date()
-        repeat {
+        return try Timing.throughput(seconds: seconds) {
             _ = try SegmentRecorder.record(version: 1, index: 0, offset: 0, steps: steps, config: config, policy: model.rollout,
                                         environments: environments, records: records, firsts: &firsts, random: &random)
-            decisions += steps * e
-        } while Date().timeIntervalSince(start) < seconds
-        return Double(decisions * config.environment.actSteps) / Date().timeIntervalSince(start)
+            return steps * e * config.environment.actSteps
+        }
     }
 
     /// Runs the comparison with `binary` (this program): `actors` concurrent `bench standalone-actor` processes, then a

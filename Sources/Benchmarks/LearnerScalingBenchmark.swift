@@ -1,6 +1,7 @@
-import Foundation
 import Algorithms
+import Cluster
 import Diffusion
+import Foundation
 import Networks
 import Tensors
 
@@ -65,8 +66,8 @@ extension Benchmarks {
             update.trainOneMinibatch(batch: batch)
             update.resetTiming()
             // Every rank must make the same number of calls (each is collective): a fixed count under mpirun.
-            let perSecond = group == nil ? rate(seconds: seconds * 2, minimumCalls: 2) { update.trainOneMinibatch(batch: batch) }
-                : rate(seconds: 0, minimumCalls: 3) { update.trainOneMinibatch(batch: batch) }
+            let perSecond = group == nil ? Timing.rate(seconds: seconds * 2, minimumCalls: 2) { update.trainOneMinibatch(batch: batch) }
+                : Timing.rate(seconds: 0, minimumCalls: 3) { update.trainOneMinibatch(batch: batch) }
             let samples = perSecond * Double(learnerSamples)
             oneThread = oneThread ?? (threads == 1 && ranks == 1 ? samples : nil)
             let workers = Double(threads * ranks)

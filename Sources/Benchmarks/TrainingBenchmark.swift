@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import Networks
+import Offline
 import Tensors
 
 /// Gradient steps per second of the offline trainers, the four variants of the EDP paper's speed table (spec §4.1):
@@ -53,16 +54,10 @@ public func benchmarkOfflineTraining(denoisingSteps: [Int] = [20, 100], mlpWidth
         ]
         var baseline = 0.0
         for (name, step) in variants {
-            dataset.sample(into: sample, random: &random)
-            step(sample)
-            var done = 0
-            let start = Date()
-            repeat {
+            let rate = Timing.rate(seconds: seconds, minimumCalls: 2) {
                 dataset.sample(into: sample, random: &random)
                 step(sample)
-                done += 1
-            } while Date().timeIntervalSince(start) < seconds || done < 2
-            let rate = Double(done) / Date().timeIntervalSince(start)
+            }
             if baseline == 0 { baseline = rate }
             entries.append(.init(variant: name, denoising_steps: steps, steps_per_second: rate, speedup: rate / baseline))
             log(String(format: "offline training K %4d  %@ %7.2f steps/s  (%.1f× Diffusion-QL)", steps,

@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import Networks
+import Offline
 import Tensors
 
 /// Action-chunk sampling speed of DDPM ancestral sampling (K network passes) against DPM-Solver
@@ -46,10 +47,10 @@ public func benchmarkSampling(denoisingSteps: [Int] = [20, 100, 1000], batches: 
             random.fillUniform(observations.data, count: observations.count, low: -1, high: 1)
             let chains = Matrix(rows: batch, columns: settings.chainWidth)
             let chunks = Matrix(rows: batch, columns: network.chunkWidth)
-            let ddpm = callsPerSecond(seconds: seconds) {
+            let ddpm = Timing.rate(seconds: seconds, minimumCalls: 1) {
                 policy.sampleChains(observations: observations, mode: .exploration, random: &random, chains: chains)
             }
-            let dpm = callsPerSecond(seconds: seconds) {
+            let dpm = Timing.rate(seconds: seconds, minimumCalls: 1) {
                 solver.sample(network: policy.base, observations: observations, random: &random, into: chunks)
             }
             let entry = SamplingBenchmarkReport.Entry(denoising_steps: steps, batch: batch, ddpm_samples_per_second: ddpm * Double(batch),
@@ -61,18 +62,4 @@ public func benchmarkSampling(denoisingSteps: [Int] = [20, 100, 1000], batches: 
     }
     return SamplingBenchmarkReport(observation_dim: network.observationDim, chunk_width: network.chunkWidth, mlp_dims: network.mlpDims,
                                    activation: network.activation.rawValue, threads: 1, dpm_model_calls: solverSettings.modelCalls, entries: entries)
-}
-
-/// Runs `body` once to size buffers, then repeatedly for at least `seconds` (and at least once); returns calls per second.
-private func callsPerSecond(seconds: Double, _ body: () -> Void) -> Double {
-    body()
-    var calls = 0
-    let start = DispatchTime.now().uptimeNanoseconds
-    var elapsed = 0.0
-    repeat {
-        body()
-        calls += 1
-        elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-    } while elapsed < seconds
-    return Double(calls) / elapsed
 }

@@ -1,4 +1,5 @@
 import CMuJoCo
+import Environments
 import Foundation
 import Tensors
 
@@ -32,28 +33,28 @@ public enum TabletopBenchmark {
             }
             for c in 0..<controls { recordedControls[step * controls + c] = data.pointee.ctrl![c] }
         }
-        func timeNative() -> Double {
+        func native() -> Double {
             restart()
-            let begin = DispatchTime.now().uptimeNanoseconds
-            actions.withUnsafeBufferPointer { a in
-                observation.withUnsafeMutableBufferPointer { o in
-                    for step in 0..<steps { _ = environment.step(action: a.baseAddress! + step * actionDim, observation: o.baseAddress!) }
+            return Timing.seconds {
+                actions.withUnsafeBufferPointer { a in
+                    observation.withUnsafeMutableBufferPointer { o in
+                        for step in 0..<steps { _ = environment.step(action: a.baseAddress! + step * actionDim, observation: o.baseAddress!) }
+                    }
                 }
             }
-            return Double(DispatchTime.now().uptimeNanoseconds - begin) / 1e9
         }
-        func timeRaw() -> Double {
+        func raw() -> Double {
             restart()
-            let begin = DispatchTime.now().uptimeNanoseconds
-            for step in 0..<steps {
-                for c in 0..<controls { data.pointee.ctrl![c] = recordedControls[step * controls + c] }
-                data.pointee.qfrc_applied![environment.gripperZDof] = environment.gripperWeight
-                for _ in 0..<TabletopModel.substeps { mj_step(model, data) }
+            return Timing.seconds {
+                for step in 0..<steps {
+                    for c in 0..<controls { data.pointee.ctrl![c] = recordedControls[step * controls + c] }
+                    data.pointee.qfrc_applied![environment.gripperZDof] = environment.gripperWeight
+                    for _ in 0..<TabletopModel.substeps { mj_step(model, data) }
+                }
             }
-            return Double(DispatchTime.now().uptimeNanoseconds - begin) / 1e9
         }
-        let (native, raw) = LocomotionBenchmark.alternate(seconds: seconds, timeNative, timeRaw)
-        return LocomotionSteppingRate(task: task.rawValue, frame_skip: TabletopModel.substeps, env_steps_per_second: Double(steps) / native,
-                                      raw_mj_step_env_steps_per_second: Double(steps) / raw)
+        let (nativeSeconds, rawSeconds) = Timing.alternate(seconds: seconds, native, raw)
+        return LocomotionSteppingRate(task: task.rawValue, frame_skip: TabletopModel.substeps, env_steps_per_second: Double(steps) / nativeSeconds,
+                                      raw_mj_step_env_steps_per_second: Double(steps) / rawSeconds)
     }
 }

@@ -1,10 +1,11 @@
-import Foundation
 import Algorithms
+import Cluster
+import Datasets
 import Diffusion
 import Environments
+import Foundation
 import Networks
 import Tensors
-import Datasets
 import Transport
 
 /// `dppo bench`: throughput of chain sampling and of one learner minibatch for the Hopper-size
@@ -66,27 +67,13 @@ public enum Benchmarks {
     static let settings = DenoisingSettings(denoisingSteps: 20, fineTunedSteps: 10, horizonSteps: 4, actSteps: 4, actionDim: 3)
     static let network = DiffusionMLPShape(actionDim: 3, horizonSteps: 4, observationDim: 11, timeDim: 16, mlpDims: [512, 512, 512], activation: .relu)
 
-    /// Runs `body` repeatedly for at least `seconds`; returns calls per second.
-    static func rate(seconds: Double, minimumCalls: Int = 3, _ body: () -> Void) -> Double {
-        body() // warm-up: sizes buffers, faults pages in
-        var calls = 0
-        let start = DispatchTime.now().uptimeNanoseconds
-        var elapsed = 0.0
-        repeat {
-            body()
-            calls += 1
-            elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        } while elapsed < seconds || calls < minimumCalls
-        return Double(calls) / elapsed
-    }
-
     /// Single-thread sgemm GFLOP/s for y[rows, n] = x[rows, k]·W[n, k]ᵀ, the forward shape of every layer.
     static func sgemmGFLOPS(rows: Int, inner: Int = 512, outputs: Int = 512, seconds: Double) -> Double {
         let x = Matrix(rows: rows, columns: inner), w = Matrix(rows: outputs, columns: inner), y = Matrix(rows: rows, columns: outputs)
         var random = Philox(seed: 1)
         random.fillNormal(x.data, count: x.count)
         random.fillNormal(w.data, count: w.count)
-        let perSecond = rate(seconds: seconds) {
+        let perSecond = Timing.rate(seconds: seconds) {
             BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: outputs, k: inner, a: x.data, lda: inner, b: w.data, ldb: inner, beta: 0, c: y.data, ldc: outputs)
         }
         return perSecond * 2 * Double(rows * inner * outputs) / 1e9
@@ -113,7 +100,7 @@ public enum Benchmarks {
             let observations = Matrix(rows: batch, columns: network.observationDim)
             random.fillUniform(observations.data, count: observations.count, low: -1, high: 1)
             let chains = Matrix(rows: batch, columns: settings.chainWidth)
-            let callsPerSecond = rate(seconds: seconds) {
+            let callsPerSecond = Timing.rate(seconds: seconds) {
                 policy.sampleChains(observations: observations, mode: .exploration, random: &random, chains: chains)
             }
             let flopsPerChain = actorFLOPs * Double(settings.denoisingSteps)
@@ -147,7 +134,7 @@ public enum Benchmarks {
         let criticFirst = 2 * Double(11 * 256)
         let minibatchFLOPs = pairs * 3 * actorFLOPs + Double(learnerSamples) * (3 * criticFLOPs - criticFirst)
         let gflops = sgemmGFLOPS(rows: 8_192, seconds: seconds / 2)
-        let minibatchesPerSecond = rate(seconds: seconds * 2, minimumCalls: 2) { update.trainOneMinibatch(batch: batch) }
+        let minibatchesPerSecond = Timing.rate(seconds: seconds * 2, minimumCalls: 2) { update.trainOneMinibatch(batch: batch) }
         let learner = BenchmarkReport.LearnerUpdate(threads: 1, env_step_samples_per_second: minibatchesPerSecond * Double(learnerSamples),
                                                     bound_env_step_samples_per_second: gflops * 1e9 / minibatchFLOPs * Double(learnerSamples),
                                                     sgemm_gflops: gflops, gflop_per_minibatch: minibatchFLOPs / 1e9)
@@ -211,17 +198,14 @@ public enum Benchmarks {
         let active = [Bool](repeating: true, count: instances)
         var random = Philox(seed: 9)
         for i in 0..<instances { try observations.withUnsafeMutableBufferPointer { try batch.reset(i, observation: $0.baseAddress! + i * task.observationDim) } }
-        var steps = 0
-        let start = Date()
-        repeat {
+        return try Timing.throughput(seconds: seconds) {
             random.fillUniform(&actions, count: actions.count, low: -1, high: 1)
             try batch.step(actions: actions, active: active, observations: &observations, rewards: &rewards, terminated: &terminated)
-            steps += instances
             for i in 0..<instances where terminated[i] {
                 try observations.withUnsafeMutableBufferPointer { try batch.reset(i, observation: $0.baseAddress! + i * task.observationDim) }
             }
-        } while Date().timeIntervalSince(start) < seconds
-        return Double(steps) / Date().timeIntervalSince(start)
+            return instances
+        }
     }
 
     static func actorThroughput(width: Int, environments count: Int, seconds: Double) throws -> BenchmarkReport.ActorThroughput {
@@ -233,18 +217,17 @@ public enum Benchmarks {
         let environments = try VectorEnvironment(task: .hopper, count: count, seed: 3, actSteps: 4, horizonSteps: 4)
         try environments.resetAll()
         let chains = Matrix(rows: count, columns: settings.chainWidth)
-        var steps = 0, sampling = 0.0
-        let start = Date()
-        repeat {
-            let before = Date()
-            policy.sampleChains(observations: environments.observations, mode: .exploration, random: &random, chains: chains)
-            sampling += Date().timeIntervalSince(before)
+        var sampling = 0.0
+        let start = Timing.now()
+        let perSecond = try Timing.throughput(seconds: seconds) {
+            sampling += Timing.seconds {
+                policy.sampleChains(observations: environments.observations, mode: .exploration, random: &random, chains: chains)
+            }
             try environments.step(chunks: chains, offset: settings.fineTunedSteps * settings.chunkWidth)
-            steps += count * settings.actSteps
-        } while Date().timeIntervalSince(start) < seconds
-        let elapsed = Date().timeIntervalSince(start)
-        return .init(task: "hopper", environments: count, mlp_width: width, env_steps_per_second: Double(steps) / elapsed,
-                     sampling_seconds_fraction: sampling / elapsed)
+            return count * settings.actSteps
+        }
+        return .init(task: "hopper", environments: count, mlp_width: width, env_steps_per_second: perSecond,
+                     sampling_seconds_fraction: sampling / Timing.seconds(since: start))
     }
 }
 
@@ -315,12 +298,12 @@ extension Benchmarks {
         let records = Matrix(rows: e, columns: c)
         var firsts = [UInt8](repeating: 1, count: e)
         var recorded: [Segment] = []
-        let produceStart = Date()
-        for _ in 0..<count {
-            recorded.append(try SegmentRecorder.record(version: 1, index: 0, offset: 0, steps: steps, config: config, policy: model.rollout,
-                                                    environments: environments, records: records, firsts: &firsts, random: &random))
-        }
-        let produceSeconds = Date().timeIntervalSince(produceStart) / Double(count)
+        let produceSeconds = try Timing.seconds {
+            for _ in 0..<count {
+                recorded.append(try SegmentRecorder.record(version: 1, index: 0, offset: 0, steps: steps, config: config, policy: model.rollout,
+                                                        environments: environments, records: records, firsts: &firsts, random: &random))
+            }
+        } / Double(count)
         let messages = recorded.enumerated().map { $0.element.message(sequence: UInt64($0.offset + 1), observationWidth: o, chainWidth: c) }
 
         var raw: [String: Int] = [:], plain: [String: Int] = [:], shuffled: [String: Int] = [:], order: [String] = []
@@ -341,7 +324,7 @@ extension Benchmarks {
         let codec = WireCodec(key: [UInt8](repeating: 0x5C, count: 32))
         let wire = try messages.map { try codec.encode($0) }
         var next = 0
-        let perSecond = try rateThrowing(seconds: seconds) {
+        let perSecond = try Timing.rate(seconds: seconds) {
             let bytes = try codec.encode(messages[next % count])
             _ = try Segment(message: codec.decode(bytes), observationWidth: o, chainWidth: c, environments: e, maxSteps: steps)
             next += 1
@@ -416,7 +399,7 @@ extension Benchmarks {
             logDifference = max(logDifference, a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { SeededChainSampler.maxDifference(x, $0) } })
         }
         var next = 0
-        let rebuildsPerSecond = rate(seconds: seconds) {
+        let rebuildsPerSecond = Timing.rate(seconds: seconds) {
             let segment = recorded[next % count]
             segment.observations.withUnsafeBufferPointer { observations.data.update(from: $0.baseAddress!, count: rows * o) }
             sampler.sample(observations: observations, seeds: segment.chainSeeds, environments: e, chains: rebuilt)
@@ -427,11 +410,4 @@ extension Benchmarks {
                                                 max_chain_difference: Double(chainDifference), max_log_probability_difference: Double(logDifference))
     }
 
-    /// `rate` for a body that throws.
-    static func rateThrowing(seconds: Double, _ body: () throws -> Void) throws -> Double {
-        var failure: Error?
-        let result = rate(seconds: seconds) { if failure == nil { do { try body() } catch { failure = error } } }
-        if let failure { throw failure }
-        return result
-    }
 }

@@ -1,4 +1,5 @@
 import CMuJoCo
+import Environments
 import Foundation
 import Tensors
 
@@ -29,41 +30,27 @@ public enum LocomotionBenchmark {
         let model = environment.model.pointer, data = environment.data.pointer
         let frames = environment.rules.frameSkip
 
-        func timeNative() -> Double {
+        func native() -> Double {
             environment.setState(qpos: start.0, qvel: start.1, observation: &observation)
-            let begin = DispatchTime.now().uptimeNanoseconds
-            table.withUnsafeBufferPointer { actions in
-                observation.withUnsafeMutableBufferPointer { o in
-                    for step in 0..<1000 { _ = environment.step(action: actions.baseAddress! + step * dim, observation: o.baseAddress!) }
+            return Timing.seconds {
+                table.withUnsafeBufferPointer { actions in
+                    observation.withUnsafeMutableBufferPointer { o in
+                        for step in 0..<1000 { _ = environment.step(action: actions.baseAddress! + step * dim, observation: o.baseAddress!) }
+                    }
                 }
             }
-            return Double(DispatchTime.now().uptimeNanoseconds - begin) / 1e9
         }
-        func timeRaw() -> Double {
+        func raw() -> Double {
             environment.setState(qpos: start.0, qvel: start.1, observation: &observation)
-            let begin = DispatchTime.now().uptimeNanoseconds
-            for step in 0..<1000 {
-                for d in 0..<dim { data.pointee.ctrl![d] = Double(table[step * dim + d]) }
-                for _ in 0..<frames { mj_step(model, data) }
+            return Timing.seconds {
+                for step in 0..<1000 {
+                    for d in 0..<dim { data.pointee.ctrl![d] = Double(table[step * dim + d]) }
+                    for _ in 0..<frames { mj_step(model, data) }
+                }
             }
-            return Double(DispatchTime.now().uptimeNanoseconds - begin) / 1e9
         }
-        let (native, raw) = alternate(seconds: seconds, timeNative, timeRaw)
-        return LocomotionSteppingRate(task: task.rawValue, frame_skip: frames, env_steps_per_second: 1000 / native,
-                                      raw_mj_step_env_steps_per_second: 1000 / raw)
-    }
-
-    /// Runs `native` and `raw` (each times one pass and returns its seconds) once as warm-up, then in alternating
-    /// rounds until both together have run `2 × seconds`, so that frequency changes of the machine affect both
-    /// alike. Returns the mean seconds per pass of each.
-    static func alternate(seconds: Double, _ native: () -> Double, _ raw: () -> Double) -> (native: Double, raw: Double) {
-        _ = native(); _ = raw()
-        var nativeTotal = 0.0, rawTotal = 0.0, rounds = 0
-        repeat {
-            nativeTotal += native()
-            rawTotal += raw()
-            rounds += 1
-        } while nativeTotal + rawTotal < 2 * seconds
-        return (nativeTotal / Double(rounds), rawTotal / Double(rounds))
+        let (nativeSeconds, rawSeconds) = Timing.alternate(seconds: seconds, native, raw)
+        return LocomotionSteppingRate(task: task.rawValue, frame_skip: frames, env_steps_per_second: 1000 / nativeSeconds,
+                                      raw_mj_step_env_steps_per_second: 1000 / rawSeconds)
     }
 }
