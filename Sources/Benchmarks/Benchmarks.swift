@@ -79,6 +79,30 @@ public enum Benchmarks {
         return perSecond * 2 * Double(rows * inner * outputs) / 1e9
     }
 
+    /// A prepared PPO update over the Hopper setting on one synthetic batch of `learnerSamples` decisions (40 streams),
+    /// and the multiply–add FLOPs of one of its minibatches: forward + weight gradient + input gradient = 3× forward for
+    /// the actor (its first layer's input gradient feeds the time embedding); the critic needs no input gradient at its
+    /// first layer.
+    static func hopperUpdate(policy: DiffusionPolicy, critic: CriticMLP, learnerSamples: Int, random: inout Philox, shards: Int = 1,
+                             group: MPIGroup? = nil) -> (update: PPOUpdate, batch: RolloutBatch, minibatchFLOPs: Double) {
+        var hyperparameters = PPOHyperparameters()
+        hyperparameters.batchSize = learnerSamples * settings.fineTunedSteps
+        hyperparameters.rewardScaleRunning = false
+        let streams = 40, steps = (learnerSamples + streams - 1) / streams
+        let update = PPOUpdate(policy: policy, critic: critic, hyperparameters: hyperparameters, streams: streams, seed: 3, shards: shards,
+                               group: group)
+        let batch = RolloutBatch(streams: streams, steps: steps, observationWidth: network.observationDim, recordWidth: settings.chainWidth)
+        random.fillUniform(batch.observations.data, count: batch.observations.count, low: -1, high: 1)
+        random.fillUniform(batch.bootstrapObservations.data, count: batch.bootstrapObservations.count, low: -1, high: 1)
+        policy.sampleChains(observations: batch.observations, mode: .exploration, random: &random, chains: batch.records)
+        for index in 0..<batch.count { batch.rewards[index] = random.normal() }
+        _ = update.prepare(batch: batch)
+        let criticFirst = 2 * Double(network.observationDim * 256)
+        let minibatchFLOPs = Double(learnerSamples * settings.fineTunedSteps) * 3 * forwardFLOPsPerRow(policy.base.parameters)
+            + Double(learnerSamples) * (3 * forwardFLOPsPerRow(critic.parameters) - criticFirst)
+        return (update, batch, minibatchFLOPs)
+    }
+
     /// Multiply–add FLOPs of one forward pass per row: 2·Σ(inputs·outputs) over the linear layers.
     static func forwardFLOPsPerRow(_ parameters: Parameters) -> Double {
         parameters.entries.filter { $0.shape.count == 2 }.reduce(0) { $0 + 2 * Double($1.shape[0] * $1.shape[1]) }
@@ -115,24 +139,7 @@ public enum Benchmarks {
         // (forward, backward, AdamW), and the critic on the distinct decisions.
         let critic = CriticMLP(observationDim: network.observationDim)
         critic.initialize(random: &random)
-        var hyperparameters = PPOHyperparameters()
-        hyperparameters.batchSize = learnerSamples * settings.fineTunedSteps
-        hyperparameters.rewardScaleRunning = false
-        let streams = 40
-        let steps = (learnerSamples + streams - 1) / streams
-        let update = PPOUpdate(policy: policy, critic: critic, hyperparameters: hyperparameters, streams: streams, seed: 3)
-        let batch = RolloutBatch(streams: streams, steps: steps, observationWidth: network.observationDim, recordWidth: settings.chainWidth)
-        random.fillUniform(batch.observations.data, count: batch.observations.count, low: -1, high: 1)
-        random.fillUniform(batch.bootstrapObservations.data, count: batch.bootstrapObservations.count, low: -1, high: 1)
-        policy.sampleChains(observations: batch.observations, mode: .exploration, random: &random, chains: batch.records)
-        for index in 0..<batch.count { batch.rewards[index] = random.normal() }
-        _ = update.prepare(batch: batch)
-        let pairs = Double(learnerSamples * settings.fineTunedSteps)
-        let criticFLOPs = forwardFLOPsPerRow(critic.parameters)
-        // Forward + weight gradient + input gradient = 3× forward for the actor (its first layer's input gradient
-        // feeds the time embedding); the critic needs no input gradient at its first layer.
-        let criticFirst = 2 * Double(11 * 256)
-        let minibatchFLOPs = pairs * 3 * actorFLOPs + Double(learnerSamples) * (3 * criticFLOPs - criticFirst)
+        let (update, batch, minibatchFLOPs) = hopperUpdate(policy: policy, critic: critic, learnerSamples: learnerSamples, random: &random)
         let gflops = sgemmGFLOPS(rows: 8_192, seconds: seconds / 2)
         let minibatchesPerSecond = Timing.rate(seconds: seconds * 2, minimumCalls: 2) { update.trainOneMinibatch(batch: batch) }
         let learner = BenchmarkReport.LearnerUpdate(threads: 1, env_step_samples_per_second: minibatchesPerSecond * Double(learnerSamples),

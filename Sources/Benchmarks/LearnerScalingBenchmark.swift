@@ -48,21 +48,8 @@ extension Benchmarks {
             policy.initialize(random: &random)
             let critic = CriticMLP(observationDim: network.observationDim)
             critic.initialize(random: &random)
-            var hyperparameters = PPOHyperparameters()
-            hyperparameters.batchSize = learnerSamples * settings.fineTunedSteps
-            hyperparameters.rewardScaleRunning = false
-            let streams = 40, steps = (learnerSamples + streams - 1) / streams
-            let update = PPOUpdate(policy: policy, critic: critic, hyperparameters: hyperparameters, streams: streams, seed: 3, shards: threads,
-                                   group: group)
-            let batch = RolloutBatch(streams: streams, steps: steps, observationWidth: network.observationDim, recordWidth: settings.chainWidth)
-            random.fillUniform(batch.observations.data, count: batch.observations.count, low: -1, high: 1)
-            random.fillUniform(batch.bootstrapObservations.data, count: batch.bootstrapObservations.count, low: -1, high: 1)
-            policy.sampleChains(observations: batch.observations, mode: .exploration, random: &random, chains: batch.records)
-            for index in 0..<batch.count { batch.rewards[index] = random.normal() }
-            _ = update.prepare(batch: batch)
-            let criticFirst = 2 * Double(network.observationDim * 256)
-            let minibatchFLOPs = Double(learnerSamples * settings.fineTunedSteps) * 3 * forwardFLOPsPerRow(policy.base.parameters)
-                + Double(learnerSamples) * (3 * forwardFLOPsPerRow(critic.parameters) - criticFirst)
+            let (update, batch, minibatchFLOPs) = hopperUpdate(policy: policy, critic: critic, learnerSamples: learnerSamples, random: &random,
+                                                               shards: threads, group: group)
             update.trainOneMinibatch(batch: batch)
             update.resetTiming()
             // Every rank must make the same number of calls (each is collective): a fixed count under mpirun.
